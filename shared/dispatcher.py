@@ -1,0 +1,133 @@
+"""Handing runs to the queue at their fire time.
+
+Huey looks at its own schedule of future tasks once a second, which would add
+up to a second of lateness to every run. A long-running process therefore
+keeps the runs it planned in memory and queues each at its exact fire time
+(:class:`Dispatcher`). A process that does not stay up (a function platform)
+gives them to Huey with their fire time as the ETA instead
+(:class:`EtaDispatcher`).
+
+Either way a run stays ``pending`` in the database until the queue has it,
+so a dispatcher that dies, or a queue that is down, delays runs and loses
+none: the tick's sweep queues them again.
+"""
+
+import heapq
+import logging
+import threading
+from collections.abc import Iterable
+
+from shared.queue import Queue
+from shared.store.runs import DueRun, RunStore
+from shared.times import utcnow
+
+log = logging.getLogger("pingpay.dispatcher")
+
+
+class EtaDispatcher:
+    """Queues each run at once, with its fire time as the queue's ETA."""
+
+    def __init__(self, queue: Queue, runs: RunStore) -> None:
+        self.queue = queue
+        self.runs = runs
+
+    def hold(self, due: Iterable[DueRun]) -> None:
+        now = utcnow()
+        queued = []
+        for run in due:
+            if run.due <= now:
+                self.queue.push([run.id])
+            else:
+                self.queue.push_at(run.id, run.due)
+            queued.append(run.id)
+        if queued:
+            self.runs.mark_queued(queued, now)
+
+    def start(self) -> None:
+        """Nothing to start: the queue keeps the schedule."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+
+class Dispatcher:
+    """Holds runs in memory and queues each at its fire time, from one thread."""
+
+    def __init__(self, queue: Queue, runs: RunStore) -> None:
+        self.queue = queue
+        self.runs = runs
+        self._heap: list[DueRun] = []
+        self._wakeup = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def hold(self, due: Iterable[DueRun]) -> None:
+        """Take runs to queue at their ``due`` time (at once if past)."""
+        with self._wakeup:
+            for run in due:
+                heapq.heappush(self._heap, run)
+            self._wakeup.notify()
+
+    def held(self) -> int:
+        """How many runs wait in memory for their fire time."""
+        with self._wakeup:
+            return len(self._heap)
+
+    def start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._loop, name="pingpay-dispatcher", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread; runs still held stay pending for the sweep."""
+        with self._wakeup:
+            self._stopping = True
+            self._wakeup.notify()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while True:
+            due = self._wait_for_due()
+            if due is None:
+                return
+            self._send(due)
+
+    def _wait_for_due(self) -> list[DueRun] | None:
+        """Sleep until the earliest run is due; pop every run due by then."""
+        with self._wakeup:
+            while not self._stopping:
+                wait = self._seconds_to_next()
+                if wait is not None and wait <= 0:
+                    break
+                self._wakeup.wait(timeout=wait)
+            if self._stopping:
+                return None
+            now = utcnow()
+            due = []
+            while self._heap and self._heap[0].due <= now:
+                due.append(heapq.heappop(self._heap))
+            return due
+
+    def _seconds_to_next(self) -> float | None:
+        if not self._heap:
+            return None
+        return (self._heap[0].due - utcnow()).total_seconds()
+
+    def _send(self, due: list[DueRun]) -> None:
+        run_ids = [run.id for run in due]
+        try:
+            self.queue.push(run_ids)
+        except Exception as error:
+            log.warning(
+                "queue unavailable, %d runs stay pending for the sweep: %s",
+                len(run_ids),
+                error,
+            )
+            return
+        try:
+            self.runs.mark_queued(run_ids, utcnow())
+        except Exception as error:
+            log.warning("could not mark %d runs queued: %s", len(run_ids), error)

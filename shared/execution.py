@@ -1,0 +1,137 @@
+"""Executing a run: one HTTP attempt per call, its outcome recorded.
+
+A Huey task calls :func:`execute_run` with a run id. The run is claimed under
+a lease (so a run queued twice is attempted once), the request goes out with
+headers that let the target drop duplicates, the attempt is stored, and the
+run either finishes or waits for its next attempt, which the dispatcher
+queues at its time.
+"""
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from shared.delivery import AttemptResult, OutgoingRequest
+from shared.retry import Decision, RetryPolicy, decide
+from shared.store.jobs import Job
+from shared.store.runs import AttemptRecord, DueRun, Run
+from shared.times import iso_z, utcnow
+
+if TYPE_CHECKING:
+    from shared.runtime import Runtime
+
+log = logging.getLogger("pingpay.execution")
+
+#: How long a run waits before asking again when its job is at its limit.
+CONCURRENCY_WAIT = timedelta(seconds=1)
+
+#: Methods whose requests carry no body.
+BODILESS = frozenset({"GET", "HEAD"})
+
+
+def execute_run(runtime: "Runtime", run_id: str) -> None:
+    """Make the next attempt of a run, if it is still wanted."""
+    now = utcnow()
+    margin = runtime.settings.lease_margin_seconds
+    claim = runtime.store.runs.claim(
+        run_id, now, lease=lambda job: job["timeout_seconds"] + margin
+    )
+    if claim.decision == "wait":
+        runtime.dispatcher.hold([DueRun(run_id, now + CONCURRENCY_WAIT)])
+        log.debug("run %s waits: its job is at its concurrency limit", run_id)
+    elif claim.decision in ("skipped", "cancelled"):
+        job_id = claim.job["id"] if claim.job else None
+        log.info("run %s of job %s %s", run_id, job_id, claim.decision)
+    elif claim.decision == "run":
+        _attempt(runtime, claim.job, claim.run)
+
+
+def _attempt(runtime: "Runtime", job: Job, run: Run) -> None:
+    started = utcnow()
+    result = runtime.sender.send(build_request(job, run))
+    decision = decide(result, run["attempts"], retry_policy(job), utcnow())
+    outcome = "retrying" if decision.outcome == "retry" else decision.outcome
+    record = _attempt_record(run, started, result, decision)
+    runtime.store.runs.finish_attempt(run, record, outcome, decision.retry_at, utcnow())
+    if decision.retry_at is not None:
+        runtime.dispatcher.hold([DueRun(run["id"], decision.retry_at)])
+    _log_outcome(job, run, started, result, decision)
+
+
+def build_request(job: Job, run: Run) -> OutgoingRequest:
+    """The HTTP request for one attempt of ``run``.
+
+    The run id stays the same across attempts, so targets can use it (also
+    sent as ``Idempotency-Key``) to drop a request they already acted on.
+    """
+    headers = dict(job["headers"] or {})
+    body = None
+    if job["payload"] is not None and job["method"] not in BODILESS:
+        body = json.dumps(job["payload"], separators=(",", ":")).encode()
+        headers.setdefault("Content-Type", "application/json")
+    headers.update(
+        {
+            "User-Agent": "PingPay-Scheduler/0.1",
+            "X-PingPay-Job-Id": job["id"],
+            "X-PingPay-Run-Id": run["id"],
+            "Idempotency-Key": run["id"],
+            "X-PingPay-Attempt": str(run["attempts"]),
+            "X-PingPay-Scheduled-For": iso_z(run["scheduled_for"]),
+        }
+    )
+    return OutgoingRequest(
+        method=job["method"],
+        url=job["target"],
+        headers=headers,
+        body=body,
+        timeout=job["timeout_seconds"],
+    )
+
+
+def retry_policy(job: Job) -> RetryPolicy:
+    retry: dict[str, Any] = job["retry"]
+    return RetryPolicy(
+        max_attempts=retry["max_attempts"],
+        backoff_seconds=retry["backoff_seconds"],
+        max_backoff_seconds=retry["max_backoff_seconds"],
+        jitter=retry.get("jitter", 0.2),
+    )
+
+
+def _attempt_record(
+    run: Run, started: datetime, result: AttemptResult, decision: Decision
+) -> AttemptRecord:
+    return AttemptRecord(
+        number=run["attempts"],
+        started_at=started,
+        duration_ms=round(result.duration * 1000, 3),
+        status_code=result.status_code,
+        outcome=decision.outcome,
+        error=result.error
+        or (decision.reason if decision.outcome != "succeeded" else None),
+        response_excerpt=result.excerpt,
+        response_truncated=result.truncated,
+    )
+
+
+def _log_outcome(
+    job: Job, run: Run, started: datetime, result: AttemptResult, decision: Decision
+) -> None:
+    late_ms = (started - run["scheduled_for"]).total_seconds() * 1000
+    level = {"succeeded": logging.INFO, "retry": logging.WARNING}.get(
+        decision.outcome, logging.ERROR
+    )
+    log.log(
+        level,
+        "job %s run %s attempt %d %s: %s in %.0f ms, %.0f ms after fire time %s%s",
+        job["id"],
+        run["id"],
+        run["attempts"],
+        decision.outcome,
+        result.status_code if result.status_code is not None else "no response",
+        result.duration * 1000,
+        late_ms,
+        iso_z(run["scheduled_for"]),
+        f" ({decision.reason})" if decision.reason else "",
+    )

@@ -1,0 +1,109 @@
+"""Settings from environment variables and a ``.env`` file.
+
+The original service's names are kept (``POSTGRES_URL``, ``REDIS_HOST``,
+``REDIS_PORT``, ``PORT``). Without a PostgreSQL URL and a Redis address the
+service runs embedded: SQLite files under ``DATA_DIR`` hold the jobs and the
+queue.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads, with its default."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    postgres_url: str | None = Field(
+        None, description="PostgreSQL URL; without it jobs live in SQLite."
+    )
+    redis_url: str | None = Field(
+        None, description="Redis URL; wins over REDIS_HOST and REDIS_PORT."
+    )
+    redis_host: str | None = Field(None, description="Redis host name.")
+    redis_port: int = Field(6379, description="Redis port.")
+    host: str = Field("0.0.0.0", description="Address the API listens on.")
+    port: int = Field(3000, description="Port the API listens on.")
+    data_dir: Path = Field(
+        Path("data"), description="Where embedded mode keeps its SQLite files."
+    )
+    worker_concurrency: int = Field(
+        8, ge=1, le=512, description="Deliveries one worker process runs at once."
+    )
+    queue_name: str = Field("pingpay", description="Name of the Huey queue.")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text for terminals, json for log collectors."
+    )
+    tick_interval_seconds: float = Field(
+        60, gt=0, description="How often a long-running worker ticks."
+    )
+    lookahead_seconds: float = Field(
+        90,
+        ge=0,
+        description="How far ahead a tick turns fire times into runs; longer "
+        "than the tick interval, so a slow tick never leaves a fire time late.",
+    )
+    tick_batch_size: int = Field(
+        500, ge=1, description="Jobs claimed per transaction by a tick."
+    )
+    misfire_grace_seconds: float = Field(
+        60,
+        ge=0,
+        description="A fire time later than this when first seen counts as missed.",
+    )
+    max_catch_up_runs: int = Field(
+        100, ge=1, description="Most catch-up runs one job gets under run_all."
+    )
+    stale_after_seconds: float = Field(
+        120,
+        gt=0,
+        description="A run left pending or queued this long past due is re-queued.",
+    )
+    lease_margin_seconds: float = Field(
+        30, ge=0, description="Added to a job's timeout to make a worker's lease."
+    )
+    max_excerpt_bytes: int = Field(
+        32768, ge=0, description="Most response bytes kept per attempt."
+    )
+
+    @model_validator(mode="after")
+    def _normalise_urls(self) -> "Settings":
+        if self.postgres_url:
+            self.postgres_url = _sqlalchemy_postgres_url(self.postgres_url)
+        if not self.redis_url and self.redis_host:
+            self.redis_url = f"redis://{self.redis_host}:{self.redis_port}/0"
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL of the job store."""
+        if self.postgres_url:
+            return self.postgres_url
+        return f"sqlite:///{self.data_dir / 'jobs.db'}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when neither PostgreSQL nor Redis is configured."""
+        return not self.postgres_url and not self.redis_url
+
+
+def _sqlalchemy_postgres_url(url: str) -> str:
+    """Point a plain ``postgresql://`` URL at the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

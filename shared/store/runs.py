@@ -1,0 +1,411 @@
+"""Runs and attempts: created by the tick, claimed and finished by workers.
+
+Lock order is always the job row before its run rows, in every transaction
+that takes both, so that workers, ticks and API calls never deadlock.
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from shared.planning import Plan
+from shared.store.jobs import Job
+from shared.store.tables import attempts, jobs, runs
+
+Run = dict[str, Any]
+
+#: Statuses after which a run never changes again.
+FINAL = ("succeeded", "failed", "skipped", "cancelled", "missed")
+
+
+class DueRun(NamedTuple):
+    """A run to hand to the queue at ``due``."""
+
+    id: str
+    due: datetime
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker may do with a run it took from the queue.
+
+    ``decision`` is ``run`` (an attempt may start: ``run`` and ``job`` are
+    set), ``wait`` (the job is at its concurrency limit), ``skipped`` (the
+    job's overlap policy dropped it), ``cancelled`` (the job was stopped) or
+    ``gone`` (nothing left to do: unknown, finished or held elsewhere).
+    """
+
+    decision: str
+    run: Run | None = None
+    job: Job | None = None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One finished HTTP try, as stored."""
+
+    number: int
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None
+    outcome: str
+    error: str | None
+    response_excerpt: str
+    response_truncated: bool
+
+
+class RunStore:
+    """The ``runs`` and ``attempts`` tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # The tick.
+
+    def plan_due(
+        self,
+        now: datetime,
+        horizon: datetime,
+        limit: int,
+        planner: Callable[[Job], Plan],
+        job_ids: list[str] | None = None,
+    ) -> tuple[int, list[DueRun]]:
+        """Claim up to ``limit`` due jobs and write the runs ``planner`` plans.
+
+        Returns how many jobs were claimed and the pending runs created. Row
+        locks that concurrent ticks skip, and the unique key on (job, fire
+        time), make sure a fire time becomes one run whoever ticks.
+        """
+        with self.engine.begin() as conn:
+            claimed = _claim_due_jobs(conn, horizon, limit, job_ids)
+            new_runs, advances = [], []
+            for job in claimed:
+                plan = planner(job)
+                new_runs += [_run_row(job["id"], p, now) for p in plan.runs]
+                advances.append(_advance(job, plan))
+            created = _insert_runs(conn, new_runs)
+            if advances:
+                conn.execute(_ADVANCE_JOB, advances)
+        pending = [
+            DueRun(row.id, row.scheduled_for)
+            for row in created
+            if row.status == "pending"
+        ]
+        return len(claimed), pending
+
+    def add_manual(self, job_id: str, now: datetime) -> DueRun:
+        """A run outside the schedule, due now."""
+        row = _run_row(job_id, None, now)
+        with self.engine.begin() as conn:
+            conn.execute(insert(runs).values(**row))
+        return DueRun(row["id"], now)
+
+    def mark_queued(self, run_ids: list[str], now: datetime) -> None:
+        """Record that the queue now holds these runs."""
+        with self.engine.begin() as conn:
+            for start in range(0, len(run_ids), 500):
+                chunk = run_ids[start : start + 500]
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.id.in_(chunk), runs.c.status == "pending")
+                    .values(status="queued", queued_at=now)
+                )
+
+    def recover_stale(
+        self, now: datetime, pending_cutoff: datetime, queued_cutoff: datetime
+    ) -> list[DueRun]:
+        """Runs the queue or a worker lost, made ready to be queued again.
+
+        A run still ``pending`` past the cutoff lost its dispatcher; one
+        ``queued`` long ago may have been dropped by the queue; one
+        ``retrying`` past its next attempt lost its timer; one ``running``
+        whose lease expired lost its worker. Queuing a run twice is safe:
+        only one worker can claim it.
+        """
+        lost = or_(
+            and_(runs.c.status == "pending", runs.c.scheduled_for < pending_cutoff),
+            and_(runs.c.status == "queued", runs.c.queued_at < queued_cutoff),
+            and_(runs.c.status == "retrying", runs.c.next_attempt_at < pending_cutoff),
+            and_(runs.c.status == "running", runs.c.lease_expires_at < now),
+        )
+        with self.engine.begin() as conn:
+            ids = list(conn.scalars(select(runs.c.id).where(lost).limit(10_000)))
+            for start in range(0, len(ids), 500):
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.id.in_(ids[start : start + 500]))
+                    .values(status="queued", queued_at=now, lease_expires_at=None)
+                )
+        return [DueRun(run_id, now) for run_id in ids]
+
+    # A worker.
+
+    def claim(self, run_id: str, now: datetime, lease: Callable[[Job], float]) -> Claim:
+        """Take a run for one attempt, under a lease of ``lease(job)`` seconds."""
+        with self.engine.begin() as conn:
+            job_id = conn.scalar(select(runs.c.job_id).where(runs.c.id == run_id))
+            job = _locked_job(conn, job_id) if job_id else None
+            run = _locked_run(conn, run_id) if job else None
+            if run is None or run["status"] not in ("pending", "queued", "retrying"):
+                return Claim("gone")
+            decision = _admission(conn, job, run, now)
+            if decision == "run":
+                run = _start_attempt(conn, job, run, now, lease(job))
+            elif decision in ("skipped", "cancelled"):
+                _finish_run(conn, run_id, decision, now)
+            return Claim(decision, run, job)
+
+    def finish_attempt(
+        self,
+        run: Run,
+        record: AttemptRecord,
+        outcome: str,
+        next_attempt_at: datetime | None,
+        now: datetime,
+    ) -> Job | None:
+        """Store an attempt and its run's new state; update the job when final.
+
+        ``outcome`` is the run's new status: ``succeeded``, ``failed`` or
+        ``retrying``. Returns the job as it now is (None if it was deleted).
+        """
+        with self.engine.begin() as conn:
+            job = _locked_job(conn, run["job_id"])
+            if job is None:
+                return None
+            conn.execute(insert(attempts).values(run_id=run["id"], **vars(record)))
+            _store_run_state(conn, run["id"], record, outcome, next_attempt_at, now)
+            if outcome != "retrying":
+                job = _record_on_job(conn, job, run, outcome)
+        return job
+
+    # Reads for the API.
+
+    def get(self, run_id: str) -> Run | None:
+        """One run with its attempts, oldest first, under ``attempts``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+            if row is None:
+                return None
+            run = dict(row._mapping)
+            tries = conn.execute(
+                select(attempts)
+                .where(attempts.c.run_id == run_id)
+                .order_by(attempts.c.number)
+            )
+            run["attempt_list"] = [dict(a._mapping) for a in tries]
+        return run
+
+    def page_for_job(
+        self,
+        job_id: str,
+        limit: int,
+        before: tuple[datetime, str] | None = None,
+        status: str | None = None,
+    ) -> list[Run]:
+        """A job's runs, newest fire time first, ``limit`` at most."""
+        query = (
+            select(runs)
+            .where(runs.c.job_id == job_id)
+            .order_by(runs.c.scheduled_for.desc(), runs.c.id.desc())
+            .limit(limit)
+        )
+        if status:
+            query = query.where(runs.c.status == status)
+        if before:
+            fire_time, run_id = before
+            query = query.where(
+                or_(
+                    runs.c.scheduled_for < fire_time,
+                    and_(runs.c.scheduled_for == fire_time, runs.c.id < run_id),
+                )
+            )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def counts(self) -> dict[str, int]:
+        """How many runs are in each status."""
+        query = select(runs.c.status, func.count()).group_by(runs.c.status)
+        with self.engine.connect() as conn:
+            return {status: n for status, n in conn.execute(query)}
+
+
+_ADVANCE_JOB = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("b_id"))
+    .values(next_run_at=bindparam("b_next"), status=bindparam("b_status"))
+)
+
+
+def _claim_due_jobs(
+    conn: Connection, horizon: datetime, limit: int, job_ids: list[str] | None
+) -> list[Job]:
+    query = (
+        select(jobs)
+        .where(jobs.c.status == "active", jobs.c.next_run_at <= horizon)
+        .order_by(jobs.c.next_run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if job_ids is not None:
+        query = query.where(jobs.c.id.in_(job_ids))
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def _run_row(job_id: str, planned, now: datetime) -> dict[str, Any]:
+    """A new run row; ``planned`` None makes a manual run due now."""
+    return {
+        "id": str(uuid.uuid4()),
+        "job_id": job_id,
+        "scheduled_for": planned.scheduled_for if planned else now,
+        "trigger": planned.trigger if planned else "manual",
+        "status": planned.status if planned else "pending",
+        "attempts": 0,
+        "finished_at": now if planned and planned.status == "missed" else None,
+        "created_at": now,
+    }
+
+
+def _advance(job: Job, plan: Plan) -> dict[str, Any]:
+    status = "completed" if plan.completed else job["status"]
+    return {"b_id": job["id"], "b_next": plan.next_run_at, "b_status": status}
+
+
+def _insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> list:
+    """Insert runs, silently skipping fire times that already have one."""
+    if not rows:
+        return []
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(runs)
+        .on_conflict_do_nothing(index_elements=["job_id", "scheduled_for"])
+        .returning(runs.c.id, runs.c.scheduled_for, runs.c.status)
+    )
+    return list(conn.execute(statement, rows))
+
+
+def _locked_job(conn: Connection, job_id: str) -> Job | None:
+    query = select(jobs).where(jobs.c.id == job_id).with_for_update()
+    row = conn.execute(query).first()
+    return dict(row._mapping) if row else None
+
+
+def _locked_run(conn: Connection, run_id: str) -> Run | None:
+    query = select(runs).where(runs.c.id == run_id).with_for_update()
+    row = conn.execute(query).first()
+    return dict(row._mapping) if row else None
+
+
+def _admission(conn: Connection, job: Job, run: Run, now: datetime) -> str:
+    """Whether a run may start now, under its job's status and limits."""
+    manual = run["trigger"] == "manual"
+    if job["status"] != "active" and not manual:
+        return "cancelled"
+    running, retrying = _in_flight(conn, job["id"], run["id"], now)
+    if job["overlap_policy"] == "skip" and not manual and running + retrying:
+        return "skipped"
+    limit = job["max_concurrency"]
+    if limit is not None and running >= limit:
+        return "wait"
+    return "run"
+
+
+def _in_flight(
+    conn: Connection, job_id: str, run_id: str, now: datetime
+) -> tuple[int, int]:
+    """The job's other runs mid-attempt (live lease) and between attempts."""
+    query = (
+        select(runs.c.status, func.count())
+        .where(
+            runs.c.job_id == job_id,
+            runs.c.id != run_id,
+            or_(
+                and_(runs.c.status == "running", runs.c.lease_expires_at > now),
+                runs.c.status == "retrying",
+            ),
+        )
+        .group_by(runs.c.status)
+    )
+    counts = dict(conn.execute(query).all())
+    return counts.get("running", 0), counts.get("retrying", 0)
+
+
+def _start_attempt(
+    conn: Connection, job: Job, run: Run, now: datetime, lease_seconds: float
+) -> Run:
+    values = {
+        "status": "running",
+        "attempts": run["attempts"] + 1,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "started_at": run["started_at"] or now,
+        "next_attempt_at": None,
+    }
+    conn.execute(update(runs).where(runs.c.id == run["id"]).values(**values))
+    if run["attempts"] == 0:
+        conn.execute(update(jobs).where(jobs.c.id == job["id"]).values(last_run_at=now))
+    return run | values
+
+
+def _finish_run(conn: Connection, run_id: str, status: str, now: datetime) -> None:
+    conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(status=status, finished_at=now, lease_expires_at=None)
+    )
+
+
+def _store_run_state(
+    conn: Connection,
+    run_id: str,
+    record: AttemptRecord,
+    outcome: str,
+    next_attempt_at: datetime | None,
+    now: datetime,
+) -> None:
+    conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(
+            status=outcome,
+            attempts=record.number,
+            last_status_code=record.status_code,
+            last_error=record.error,
+            next_attempt_at=next_attempt_at,
+            lease_expires_at=None,
+            finished_at=None if outcome == "retrying" else now,
+        )
+    )
+
+
+def _record_on_job(conn: Connection, job: Job, run: Run, outcome: str) -> Job:
+    """Note a run's final outcome on its job, finishing a job with no future.
+
+    A one-time job, or a recurring one whose window has closed, has no next
+    fire time: its last scheduled run decides its final status. A manual run
+    never finishes a job whose schedule is still to come.
+    """
+    values: dict[str, Any] = {"last_run_status": outcome}
+    finished = (
+        run["trigger"] != "manual"
+        and job["next_run_at"] is None
+        and job["status"] == "active"
+    )
+    if finished:
+        one_time = job["schedule_type"] == "specific_time"
+        values["status"] = "failed" if one_time and outcome == "failed" else "completed"
+    conn.execute(update(jobs).where(jobs.c.id == job["id"]).values(**values))
+    return job | values

@@ -1,0 +1,202 @@
+"""Routes for jobs: the original six endpoints and the ones added since."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from shared.definitions import (
+    SCHEDULE_FIELDS,
+    due_soon,
+    new_job,
+    normalise_schedule,
+    rescheduled,
+)
+from shared.errors import Conflict, NotFound
+from shared.planning import schedule_of
+from shared.runtime import Runtime
+from shared.tick import tick
+from shared.times import utcnow
+from shared.web.pages import decode_cursor, encode_cursor, link_next
+from shared.web.schemas import Job, JobChanges, JobFields, Run, RunDetail
+from shared.web.views import merged_definition, run_view
+
+router = APIRouter(tags=["jobs"])
+JobStatus = Literal["active", "inactive", "failed", "completed"]
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+@router.post("/jobs", status_code=status.HTTP_201_CREATED, response_model=Job)
+def create_job(body: JobFields, request: Request) -> dict[str, Any]:
+    """Create a job; it fires at its schedule's first fire time after now."""
+    runtime, now = runtime_of(request), utcnow()
+    fields = normalise_schedule(body.model_dump(), now, future_required=True)
+    job = runtime.store.jobs.insert(new_job(fields, now))
+    return _schedule_if_due(runtime, job)
+
+
+@router.get("/jobs", response_model=list[Job])
+def list_jobs(
+    request: Request,
+    response: Response,
+    status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> list[dict[str, Any]]:
+    """Jobs in creation order; a ``Link`` header points at the next page."""
+    store = runtime_of(request).store
+    page = store.jobs.page(status_, limit + 1, decode_cursor(cursor))
+    more = len(page) > limit
+    page = page[:limit]
+    last = page[-1] if more else None
+    link_next(
+        request,
+        response,
+        encode_cursor(last["created_at"], last["id"]) if last else None,
+    )
+    return page
+
+
+@router.get("/jobs/{job_id}", response_model=Job)
+def get_job(job_id: str, request: Request) -> dict[str, Any]:
+    return _existing(runtime_of(request), job_id)
+
+
+@router.put("/jobs/{job_id}", response_model=Job)
+def replace_job(job_id: str, body: JobFields, request: Request) -> dict[str, Any]:
+    """Replace a job's definition; runs not yet started are cancelled."""
+    runtime, now = runtime_of(request), utcnow()
+    current = _existing(runtime, job_id)
+    fields = normalise_schedule(body.model_dump(), now, future_required=True)
+    values = rescheduled(fields, now) | {
+        "status": _status_after_redefinition(current),
+        "updated_at": now,
+    }
+    return _save(runtime, job_id, values, cancel_runs=True)
+
+
+@router.patch("/jobs/{job_id}", response_model=Job)
+def change_job(job_id: str, body: JobChanges, request: Request) -> dict[str, Any]:
+    """Change some fields; a changed schedule starts again from now."""
+    runtime, now = runtime_of(request), utcnow()
+    current = _existing(runtime, job_id)
+    changes = body.model_dump(exclude_unset=True)
+    merged = JobFields.model_validate(merged_definition(current, changes))
+    merged = merged.model_dump()
+    schedule_changed = any(name in changes for name in SCHEDULE_FIELDS)
+    fields = normalise_schedule(merged, now, future_required=schedule_changed)
+    values = {name: fields[name] for name in changes} | {"updated_at": now}
+    if schedule_changed:
+        values |= rescheduled(fields, now)
+        values["status"] = _status_after_redefinition(current)
+    return _save(runtime, job_id, values, cancel_runs=schedule_changed)
+
+
+@router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_job(job_id: str, request: Request) -> Response:
+    """Delete a job and its history; nothing of it fires afterwards."""
+    if not runtime_of(request).store.jobs.delete(job_id):
+        raise NotFound("job", job_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/jobs/{job_id}/pause", response_model=Job)
+def pause_job(job_id: str, request: Request) -> dict[str, Any]:
+    """Stop firing: the job becomes inactive and its waiting runs are cancelled."""
+    runtime, now = runtime_of(request), utcnow()
+    _existing(runtime, job_id)
+    values = {"status": "inactive", "updated_at": now}
+    return _save(runtime, job_id, values, cancel_runs=True)
+
+
+@router.post("/jobs/{job_id}/resume", response_model=Job)
+def resume_job(job_id: str, request: Request) -> dict[str, Any]:
+    """Fire again from the next fire time after now; missed ones are not sent."""
+    runtime, now = runtime_of(request), utcnow()
+    current = _existing(runtime, job_id)
+    next_run_at = schedule_of(current).next_after(now)
+    if next_run_at is None:
+        raise Conflict(
+            f"job {job_id} has no fire time after now; give it a new schedule"
+        )
+    values = {"status": "active", "next_run_at": next_run_at, "updated_at": now}
+    return _save(runtime, job_id, values, cancel_runs=False)
+
+
+@router.post(
+    "/jobs/{job_id}/trigger", status_code=status.HTTP_202_ACCEPTED, response_model=Run
+)
+def trigger_job(job_id: str, request: Request) -> dict[str, Any]:
+    """Run the job now, outside its schedule (which stays as it is)."""
+    runtime, now = runtime_of(request), utcnow()
+    _existing(runtime, job_id)
+    due = runtime.store.runs.add_manual(job_id, now)
+    runtime.dispatcher.hold([due])
+    return run_view(runtime.store.runs.get(due.id))
+
+
+@router.get("/jobs/{job_id}/runs", response_model=list[Run])
+def list_runs(
+    job_id: str,
+    request: Request,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: str | None = None,
+    status_: Annotated[str | None, Query(alias="status")] = None,
+) -> list[dict[str, Any]]:
+    """The job's runs, newest fire time first; ``Link`` names the next page."""
+    runtime = runtime_of(request)
+    _existing(runtime, job_id)
+    page = runtime.store.runs.page_for_job(
+        job_id, limit + 1, decode_cursor(cursor), status_
+    )
+    more = len(page) > limit
+    page = page[:limit]
+    last = page[-1] if more else None
+    link_next(
+        request,
+        response,
+        encode_cursor(last["scheduled_for"], last["id"]) if last else None,
+    )
+    return [run_view(run) for run in page]
+
+
+@router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"])
+def get_run(run_id: str, request: Request) -> dict[str, Any]:
+    """One run with each of its attempts."""
+    run = runtime_of(request).store.runs.get(run_id)
+    if run is None:
+        raise NotFound("run", run_id)
+    return run_view(run)
+
+
+def _status_after_redefinition(job: dict[str, Any]) -> str:
+    """A paused job stays paused; any other becomes active with its new schedule."""
+    return "inactive" if job["status"] == "inactive" else "active"
+
+
+def _existing(runtime: Runtime, job_id: str) -> dict[str, Any]:
+    job = runtime.store.jobs.get(job_id)
+    if job is None:
+        raise NotFound("job", job_id)
+    return job
+
+
+def _save(
+    runtime: Runtime, job_id: str, values: dict[str, Any], cancel_runs: bool
+) -> dict[str, Any]:
+    job = runtime.store.jobs.update(job_id, values, cancel_runs)
+    if job is None:
+        raise NotFound("job", job_id)
+    return _schedule_if_due(runtime, job)
+
+
+def _schedule_if_due(runtime: Runtime, job: dict[str, Any]) -> dict[str, Any]:
+    """Plan a job now if it fires before the next regular tick would see it."""
+    now = utcnow()
+    if not due_soon(job, now, runtime.settings.lookahead_seconds):
+        return job
+    tick(runtime, now, job_ids=[job["id"]], sweep=False)
+    return runtime.store.jobs.get(job["id"]) or job

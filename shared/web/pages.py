@@ -1,0 +1,38 @@
+"""Cursor pagination: lists answer a page and a ``Link`` to the next one."""
+
+import base64
+import json
+from datetime import datetime
+
+from fastapi import Request, Response
+
+from shared.errors import InvalidFields
+from shared.times import iso_z
+
+
+def encode_cursor(when: datetime, identifier: str) -> str:
+    raw = json.dumps([iso_z(when), identifier]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """The position a cursor names, or a 422 naming the ``cursor`` parameter."""
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        when, identifier = json.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(when), str(identifier)
+    except (ValueError, TypeError) as error:
+        raise InvalidFields(
+            [("cursor", "is not a cursor this API gave", cursor)]
+        ) from error
+
+
+def link_next(request: Request, response: Response, cursor: str | None) -> None:
+    """Set ``Link: <...>; rel="next"`` and ``X-Next-Cursor`` when more follow."""
+    if cursor is None:
+        return
+    url = request.url.include_query_params(cursor=cursor)
+    response.headers["Link"] = f'<{url}>; rel="next"'
+    response.headers["X-Next-Cursor"] = cursor

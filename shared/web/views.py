@@ -1,0 +1,36 @@
+"""Stored rows as the API shows them, and back."""
+
+from typing import Any
+
+from shared.definitions import ALL_SEED_FIELDS, SEED_FIELDS
+from shared.web.schemas import JobFields
+
+
+def merged_definition(job: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A stored job's definition with ``changes`` applied, as a request body.
+
+    When the change picks another schedule type, the old type's seed fields
+    go unless the change names them, so switching from an interval to a cron
+    expression does not also require sending ``interval: null``.
+    """
+    definition = {name: job[name] for name in JobFields.model_fields}
+    definition |= changes
+    new_type = changes.get("schedule_type")
+    if new_type:
+        for name in ALL_SEED_FIELDS:
+            if name not in SEED_FIELDS[new_type] and name not in changes:
+                definition[name] = None
+    return definition
+
+
+def run_view(run: dict[str, Any]) -> dict[str, Any]:
+    """A stored run with its lateness and, when loaded, its attempts."""
+    started, due = run["started_at"], run["scheduled_for"]
+    view = dict(run)
+    view["attempt_count"] = run["attempts"]
+    view["lateness_ms"] = (
+        round((started - due).total_seconds() * 1000, 3) if started else None
+    )
+    if "attempt_list" in run:
+        view["attempts"] = run["attempt_list"]
+    return view

@@ -1,0 +1,158 @@
+"""Fixtures: every test that takes ``backend`` runs embedded and on servers.
+
+``embedded`` is SQLite for jobs and Huey's SQLite storage for the queue, in
+the test's own temporary folder. ``servers`` is PostgreSQL (a database made
+for this test session, emptied before each test) and Redis (a queue name of
+the test's own).
+"""
+
+import signal
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from shared.runtime import Runtime, build_runtime
+from shared.settings import Settings
+from shared.store import migrate
+from shared.store.engine import create_store_engine
+from shared.web.app import create_app
+from tests import services
+from tests.targets import target_server  # noqa: F401 - a fixture for every test
+
+
+@pytest.fixture(scope="session")
+def containers() -> Iterator[list]:
+    started: list = []
+    yield started
+    for container in started:
+        container.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_database(containers) -> Iterator[str]:
+    """A fresh, migrated database for this session, dropped at its end."""
+    admin = services.postgres_url(containers)
+    name = f"pingpay_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    engine = create_store_engine(Settings(postgres_url=url).database_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_server(containers) -> str:
+    return services.redis_url(containers)
+
+
+@dataclass
+class Backend:
+    """How to reach the store and queue of one test."""
+
+    name: str
+    postgres_url: str | None
+    redis_url: str | None
+    data_dir: Path
+    queue_name: str
+
+    def settings(self, **overrides) -> Settings:
+        values = {
+            "postgres_url": self.postgres_url,
+            "redis_url": self.redis_url,
+            "redis_host": None,
+            "data_dir": self.data_dir,
+            "queue_name": self.queue_name,
+            "worker_concurrency": 4,
+        }
+        return Settings(_env_file=None, **(values | overrides))
+
+    def env(self) -> dict[str, str]:
+        """The same settings as environment variables, for a subprocess."""
+        env = {
+            "DATA_DIR": str(self.data_dir),
+            "QUEUE_NAME": self.queue_name,
+            "POSTGRES_URL": self.postgres_url or "",
+            "REDIS_URL": self.redis_url or "",
+        }
+        return {key: value for key, value in env.items() if value}
+
+
+@pytest.fixture(params=["embedded", "servers"])
+def backend(request, tmp_path) -> Iterator[Backend]:
+    queue_name = f"test-{uuid.uuid4().hex[:10]}"
+    if request.param == "embedded":
+        backend = Backend("embedded", None, None, tmp_path, queue_name)
+        engine = create_store_engine(backend.settings().database_url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield backend
+        return
+    database = request.getfixturevalue("postgres_database")
+    redis_url = request.getfixturevalue("redis_server")
+    _empty_tables(database)
+    yield Backend("servers", database, redis_url, tmp_path, queue_name)
+    _forget_queue(redis_url, queue_name)
+
+
+@pytest.fixture
+def servers_backend(request, tmp_path) -> Iterator[Backend]:
+    """The servers backend alone, for tests about PostgreSQL or Redis."""
+    database = request.getfixturevalue("postgres_database")
+    redis_url = request.getfixturevalue("redis_server")
+    queue_name = f"test-{uuid.uuid4().hex[:10]}"
+    _empty_tables(database)
+    yield Backend("servers", database, redis_url, tmp_path, queue_name)
+    _forget_queue(redis_url, queue_name)
+
+
+def _empty_tables(url: str) -> None:
+    engine = create_store_engine(Settings(postgres_url=url).database_url)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE attempts, runs, jobs"))
+    engine.dispose()
+
+
+def _forget_queue(redis_url: str, queue_name: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"*{queue_name}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def runtime(backend) -> Iterator[Runtime]:
+    """A started runtime (dispatcher running) over the test's backend."""
+    runtime = build_runtime(backend.settings())
+    runtime.start()
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def worker(runtime) -> Iterator[Runtime]:
+    """A Huey consumer executing deliveries in this process."""
+    consumer = runtime.queue.consumer(runtime.settings.worker_concurrency)
+    consumer.start()
+    # The consumer takes over SIGINT; give it back to pytest.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield runtime
+    consumer.stop(graceful=True)
+
+
+@pytest.fixture
+def client(runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime)) as test_client:
+        yield test_client
