@@ -16,6 +16,7 @@ import heapq
 import logging
 import threading
 from collections.abc import Iterable
+from datetime import datetime
 
 from shared.queue import Queue
 from shared.store.runs import DueRun, RunStore
@@ -56,7 +57,9 @@ class Dispatcher:
     def __init__(self, queue: Queue, runs: RunStore) -> None:
         self.queue = queue
         self.runs = runs
-        self._heap: list[DueRun] = []
+        # Ordered by fire time: (due, run id) pairs, never DueRun itself,
+        # whose tuple order would compare run ids first.
+        self._heap: list[tuple[datetime, str]] = []
         self._wakeup = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -65,7 +68,7 @@ class Dispatcher:
         """Take runs to queue at their ``due`` time (at once if past)."""
         with self._wakeup:
             for run in due:
-                heapq.heappush(self._heap, run)
+                heapq.heappush(self._heap, (run.due, run.id))
             self._wakeup.notify()
 
     def held(self) -> int:
@@ -95,7 +98,7 @@ class Dispatcher:
                 return
             self._send(due)
 
-    def _wait_for_due(self) -> list[DueRun] | None:
+    def _wait_for_due(self) -> list[str] | None:
         """Sleep until the earliest run is due; pop every run due by then."""
         with self._wakeup:
             while not self._stopping:
@@ -107,17 +110,16 @@ class Dispatcher:
                 return None
             now = utcnow()
             due = []
-            while self._heap and self._heap[0].due <= now:
-                due.append(heapq.heappop(self._heap))
+            while self._heap and self._heap[0][0] <= now:
+                due.append(heapq.heappop(self._heap)[1])
             return due
 
     def _seconds_to_next(self) -> float | None:
         if not self._heap:
             return None
-        return (self._heap[0].due - utcnow()).total_seconds()
+        return (self._heap[0][0] - utcnow()).total_seconds()
 
-    def _send(self, due: list[DueRun]) -> None:
-        run_ids = [run.id for run in due]
+    def _send(self, run_ids: list[str]) -> None:
         try:
             self.queue.push(run_ids)
         except Exception as error:

@@ -1,5 +1,6 @@
 """Small helpers shared by the tests."""
 
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -17,3 +18,23 @@ def wait_for(check: Callable[[], T], timeout: float = 10, every: float = 0.05) -
         if time.monotonic() > deadline:
             raise AssertionError(f"still waiting after {timeout} s: {check}")
         time.sleep(every)
+
+
+#: Settings a developer's shell may hold that must not reach a test's process.
+_SETTING_NAMES = (
+    "POSTGRES_URL",
+    "REDIS_URL",
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "PORT",
+    "HOST",
+    "DATA_DIR",
+    "QUEUE_NAME",
+    "WORKER_CONCURRENCY",
+)
+
+
+def process_env(**settings: str) -> dict[str, str]:
+    """This process's environment without service settings, plus ``settings``."""
+    env = {k: v for k, v in os.environ.items() if k not in _SETTING_NAMES}
+    return env | settings

@@ -1,6 +1,5 @@
 """Jobs created through the API reach a real local target at their fire time."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from fastapi.testclient import TestClient
 from shared.runtime import build_runtime
 from shared.times import iso_z, utcnow
 from shared.web.app import create_app
-from tests.helpers import wait_for
+from tests.helpers import process_env, wait_for
 from tests.targets import Reply
 
 
@@ -134,14 +133,11 @@ def test_pausing_cancels_a_run_waiting_for_its_fire_time(client, worker, target_
 @pytest.fixture
 def new_york_worker(backend):
     """A real worker process whose local time zone is America/New_York."""
-    env = (
-        os.environ
-        | backend.env()
-        | {"TZ": "America/New_York", "WORKER_CONCURRENCY": "2"}
-    )
+    env = process_env(**backend.env(), TZ="America/New_York", WORKER_CONCURRENCY="2")
     process = subprocess.Popen(
         [sys.executable, "-m", "shared.cli", "worker"],
         env=env,
+        cwd=backend.data_dir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

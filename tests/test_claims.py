@@ -1,0 +1,113 @@
+"""Claiming a run for an attempt: still wanted, within the job's limits."""
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import insert
+
+from shared.definitions import new_job
+from shared.store.runs import AttemptRecord
+from shared.store.tables import runs
+from shared.times import utcnow
+from tests.test_tick import EVERY_MINUTE
+
+LEASE = lambda job: 60  # noqa: E731 - seconds
+
+
+def add_job(runtime, **changes) -> dict:
+    job = new_job(EVERY_MINUTE | changes, utcnow()) | changes
+    runtime.store.jobs.insert(job)
+    return job
+
+
+def add_run(runtime, job, seconds_ago: int, trigger: str = "schedule") -> str:
+    run_id = str(uuid.uuid4())
+    now = utcnow()
+    with runtime.store.engine.begin() as conn:
+        conn.execute(
+            insert(runs).values(
+                id=run_id,
+                job_id=job["id"],
+                scheduled_for=now - timedelta(seconds=seconds_ago),
+                trigger=trigger,
+                status="queued",
+                attempts=0,
+                created_at=now,
+            )
+        )
+    return run_id
+
+
+def finish(runtime, claim) -> None:
+    record = AttemptRecord(1, utcnow(), 5.0, 200, "succeeded", None, "", False)
+    runtime.store.runs.finish_attempt(claim.run, record, "succeeded", None, utcnow())
+
+
+def test_a_run_is_claimed_once(runtime):
+    job = add_job(runtime)
+    run_id = add_run(runtime, job, 1)
+
+    first = runtime.store.runs.claim(run_id, utcnow(), LEASE)
+    second = runtime.store.runs.claim(run_id, utcnow(), LEASE)
+
+    assert first.decision == "run"
+    assert first.run["attempts"] == 1
+    assert second.decision == "gone"
+
+
+def test_max_concurrency_makes_the_next_run_wait_its_turn(runtime):
+    job = add_job(runtime, max_concurrency=1)
+    first, second = add_run(runtime, job, 2), add_run(runtime, job, 1)
+
+    running = runtime.store.runs.claim(first, utcnow(), LEASE)
+    waiting = runtime.store.runs.claim(second, utcnow(), LEASE)
+    finish(runtime, running)
+    after = runtime.store.runs.claim(second, utcnow(), LEASE)
+
+    assert (running.decision, waiting.decision, after.decision) == (
+        "run",
+        "wait",
+        "run",
+    )
+    assert runtime.store.runs.get(second)["status"] == "running"
+
+
+def test_overlap_skip_records_a_skipped_run(runtime):
+    job = add_job(runtime, overlap_policy="skip")
+    first, second = add_run(runtime, job, 2), add_run(runtime, job, 1)
+
+    runtime.store.runs.claim(first, utcnow(), LEASE)
+    skipped = runtime.store.runs.claim(second, utcnow(), LEASE)
+
+    assert skipped.decision == "skipped"
+    assert runtime.store.runs.get(second)["status"] == "skipped"
+
+
+def test_overlap_allow_lets_runs_overlap(runtime):
+    job = add_job(runtime)
+    first, second = add_run(runtime, job, 2), add_run(runtime, job, 1)
+
+    decisions = [
+        runtime.store.runs.claim(r, utcnow(), LEASE).decision for r in (first, second)
+    ]
+
+    assert decisions == ["run", "run"]
+
+
+def test_a_paused_job_cancels_its_scheduled_runs_but_not_manual_ones(runtime):
+    job = add_job(runtime, status="inactive")
+    scheduled = add_run(runtime, job, 2)
+    manual = add_run(runtime, job, 1, trigger="manual")
+
+    assert runtime.store.runs.claim(scheduled, utcnow(), LEASE).decision == "cancelled"
+    assert runtime.store.runs.claim(manual, utcnow(), LEASE).decision == "run"
+
+
+def test_an_expired_lease_does_not_count_as_in_flight(runtime):
+    job = add_job(runtime, max_concurrency=1)
+    first, second = add_run(runtime, job, 2), add_run(runtime, job, 1)
+
+    runtime.store.runs.claim(first, utcnow(), lambda job: 0.01)
+    later = utcnow() + timedelta(seconds=1)
+
+    assert runtime.store.runs.claim(second, later, LEASE).decision == "run"
