@@ -109,6 +109,8 @@ def new_job(fields: dict[str, Any], now: datetime) -> dict[str, Any]:
     row.update(
         id=str(uuid.uuid4()),
         status="active",
+        status_reason=None,
+        consecutive_failures=0,
         next_run_at=schedule_of(row).next_after(now),
         last_run_at=None,
         last_run_status=None,

@@ -9,12 +9,15 @@ queues at its time.
 
 import json
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared import signing
 from shared.delivery import AttemptResult, OutgoingRequest
 from shared.retry import Decision, RetryPolicy, decide
 from shared.store.jobs import Job
+from shared.store.retrying import persistently
 from shared.store.runs import AttemptRecord, DueRun, Run
 from shared.times import iso_z, utcnow
 
@@ -34,8 +37,11 @@ def execute_run(runtime: "Runtime", run_id: str) -> None:
     """Make the next attempt of a run, if it is still wanted."""
     now = utcnow()
     margin = runtime.settings.lease_margin_seconds
-    claim = runtime.store.runs.claim(
-        run_id, now, lease=lambda job: job["timeout_seconds"] + margin
+    claim = persistently(
+        runtime.settings.db_retry_seconds,
+        lambda: runtime.store.runs.claim(
+            run_id, now, lease=lambda job: job["timeout_seconds"] + margin
+        ),
     )
     if claim.decision == "wait":
         runtime.dispatcher.hold([DueRun(run_id, now + CONCURRENCY_WAIT)])
@@ -48,22 +54,38 @@ def execute_run(runtime: "Runtime", run_id: str) -> None:
 
 
 def _attempt(runtime: "Runtime", job: Job, run: Run) -> None:
+    settings = runtime.settings
     started = utcnow()
-    result = runtime.sender.send(build_request(job, run))
+    request = build_request(job, run, settings.signing_secrets, int(time.time()))
+    result = runtime.sender.send(request)
     decision = decide(result, run["attempts"], retry_policy(job), utcnow())
     outcome = "retrying" if decision.outcome == "retry" else decision.outcome
     record = _attempt_record(run, started, result, decision)
-    runtime.store.runs.finish_attempt(run, record, outcome, decision.retry_at, utcnow())
+    persistently(
+        settings.db_retry_seconds,
+        lambda: runtime.store.runs.finish_attempt(
+            run,
+            record,
+            outcome,
+            decision.retry_at,
+            utcnow(),
+            settings.fail_after_consecutive_failures,
+        ),
+    )
     if decision.retry_at is not None:
         runtime.dispatcher.hold([DueRun(run["id"], decision.retry_at)])
     _log_outcome(job, run, started, result, decision)
 
 
-def build_request(job: Job, run: Run) -> OutgoingRequest:
+def build_request(
+    job: Job, run: Run, secrets: list[str], timestamp: int
+) -> OutgoingRequest:
     """The HTTP request for one attempt of ``run``.
 
     The run id stays the same across attempts, so targets can use it (also
     sent as ``Idempotency-Key``) to drop a request they already acted on.
+    With signing secrets, the request carries a signature of its body made
+    at ``timestamp``.
     """
     headers = dict(job["headers"] or {})
     body = None
@@ -80,6 +102,8 @@ def build_request(job: Job, run: Run) -> OutgoingRequest:
             "X-PingPay-Scheduled-For": iso_z(run["scheduled_for"]),
         }
     )
+    if secrets:
+        headers[signing.HEADER] = signing.sign(secrets, timestamp, body or b"")
     return OutgoingRequest(
         method=job["method"],
         url=job["target"],

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -73,6 +73,27 @@ class Settings(BaseSettings):
     max_excerpt_bytes: int = Field(
         32768, ge=0, description="Most response bytes kept per attempt."
     )
+    signing_secret: SecretStr | None = Field(
+        None, description="Signs every request (HMAC-SHA256) when set."
+    )
+    signing_secret_next: SecretStr | None = Field(
+        None, description="A second secret that also signs, for rotation."
+    )
+    fail_after_consecutive_failures: int = Field(
+        0,
+        ge=0,
+        description="A recurring job whose runs fail this many times in a row "
+        "becomes failed; 0 never.",
+    )
+    run_retention_days: float = Field(
+        30, ge=0, description="Finished runs older than this are pruned; 0 keeps all."
+    )
+    db_retry_seconds: float = Field(
+        300,
+        ge=0,
+        description="How long a worker retries writing an attempt's outcome "
+        "while the database does not answer.",
+    )
 
     @model_validator(mode="after")
     def _normalise_urls(self) -> "Settings":
@@ -81,6 +102,12 @@ class Settings(BaseSettings):
         if not self.redis_url and self.redis_host:
             self.redis_url = f"redis://{self.redis_host}:{self.redis_port}/0"
         return self
+
+    @property
+    def signing_secrets(self) -> list[str]:
+        """The secrets every request is signed with, current first."""
+        secrets = (self.signing_secret, self.signing_secret_next)
+        return [secret.get_secret_value() for secret in secrets if secret]
 
     @property
     def database_url(self) -> str:

@@ -32,6 +32,7 @@ class TickSummary:
     jobs: int = 0
     runs_created: int = 0
     runs_recovered: int = 0
+    runs_pruned: int = 0
     seconds: float = 0.0
 
 
@@ -96,6 +97,9 @@ def _sweep(runtime: "Runtime", now: datetime, summary: TickSummary) -> None:
     if lost:
         log.warning("re-queuing %d runs a worker or the queue lost", len(lost))
         runtime.dispatcher.hold(lost)
+    if settings.run_retention_days:
+        cutoff = now - timedelta(days=settings.run_retention_days)
+        summary.runs_pruned = runtime.store.runs.prune(cutoff)
 
 
 class Ticker:

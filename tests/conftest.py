@@ -133,20 +133,43 @@ def _forget_queue(redis_url: str, queue_name: str) -> None:
 
 
 @pytest.fixture
-def runtime(backend) -> Iterator[Runtime]:
-    """A started runtime (dispatcher running) over the test's backend."""
-    runtime = build_runtime(backend.settings())
-    runtime.start()
-    yield runtime
-    runtime.close()
+def start_service(backend):
+    """Start a runtime with custom settings, with or without delivery threads.
+
+    Everything started is stopped after the test.
+    """
+    started: list[tuple[Runtime, object]] = []
+
+    def start(deliver: bool = True, **overrides) -> Runtime:
+        runtime = build_runtime(backend.settings(**overrides))
+        runtime.start()
+        consumer = None
+        if deliver:
+            consumer = runtime.queue.consumer(runtime.settings.worker_concurrency)
+            consumer.start()
+            # The consumer takes over SIGINT; give it back to pytest.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        started.append((runtime, consumer))
+        return runtime
+
+    yield start
+    for runtime, consumer in reversed(started):
+        if consumer:
+            consumer.stop(graceful=True)
+        runtime.close()
+
+
+@pytest.fixture
+def runtime(start_service) -> Runtime:
+    """A started runtime (dispatcher running), delivering nothing by itself."""
+    return start_service(deliver=False)
 
 
 @pytest.fixture
 def worker(runtime) -> Iterator[Runtime]:
-    """A Huey consumer executing deliveries in this process."""
+    """Delivery threads (a Huey consumer) for ``runtime``, in this process."""
     consumer = runtime.queue.consumer(runtime.settings.worker_concurrency)
     consumer.start()
-    # The consumer takes over SIGINT; give it back to pytest.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     yield runtime
     consumer.stop(graceful=True)

@@ -7,6 +7,7 @@ import sys
 
 import requests
 
+from shared.store import migrate
 from tests.helpers import process_env, wait_for
 
 
@@ -32,7 +33,7 @@ def test_db_upgrade_then_tick(backend):
     tick = run_cli("tick", env=backend.env())
 
     assert upgrade.returncode == 0, upgrade.stderr
-    assert "revision 0001" in upgrade.stdout
+    assert f"revision {migrate.head()}" in upgrade.stdout
     assert tick.returncode == 0, tick.stderr
     assert "0 jobs due, 0 runs created" in tick.stdout
 

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine | None) -> Config:
     """An Alembic configuration for our migrations folder, no ini file needed."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -31,3 +31,10 @@ def current(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def head() -> str:
+    """The latest revision this code knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(None)).get_current_head()

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Engine,
     and_,
     bindparam,
+    delete,
     func,
     insert,
     or_,
@@ -24,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shared.planning import Plan
-from shared.store.jobs import Job
+from shared.store.jobs import Job, cancel_waiting_runs
 from shared.store.tables import attempts, jobs, runs
 
 Run = dict[str, Any]
@@ -134,8 +135,9 @@ class RunStore:
         A run still ``pending`` past the cutoff lost its dispatcher; one
         ``queued`` long ago may have been dropped by the queue; one
         ``retrying`` past its next attempt lost its timer; one ``running``
-        whose lease expired lost its worker. Queuing a run twice is safe:
-        only one worker can claim it.
+        whose lease expired lost its worker mid-attempt, which is recorded as
+        a ``lost`` attempt (the target may or may not have received it).
+        Queuing a run twice is safe: only one worker can claim it.
         """
         lost = or_(
             and_(runs.c.status == "pending", runs.c.scheduled_for < pending_cutoff),
@@ -143,8 +145,13 @@ class RunStore:
             and_(runs.c.status == "retrying", runs.c.next_attempt_at < pending_cutoff),
             and_(runs.c.status == "running", runs.c.lease_expires_at < now),
         )
+        query = select(runs.c.id, runs.c.status, runs.c.attempts, runs.c.started_at)
         with self.engine.begin() as conn:
-            ids = list(conn.scalars(select(runs.c.id).where(lost).limit(10_000)))
+            found = conn.execute(query.where(lost).limit(10_000)).all()
+            _record_lost_attempts(
+                conn, [r for r in found if r.status == "running"], now
+            )
+            ids = [row.id for row in found]
             for start in range(0, len(ids), 500):
                 conn.execute(
                     update(runs)
@@ -152,6 +159,26 @@ class RunStore:
                     .values(status="queued", queued_at=now, lease_expires_at=None)
                 )
         return [DueRun(run_id, now) for run_id in ids]
+
+    def prune(self, before: datetime, batch: int = 1000, batches: int = 20) -> int:
+        """Delete finished runs (and their attempts) that ended before ``before``.
+
+        Deletes in small batches, each its own short transaction, so pruning
+        a long history never holds locks that stall workers or the API.
+        """
+        deleted = 0
+        old = select(runs.c.id).where(
+            runs.c.status.in_(FINAL), runs.c.finished_at < before
+        )
+        for _ in range(batches):
+            with self.engine.begin() as conn:
+                ids = list(conn.scalars(old.limit(batch)))
+                if ids:
+                    conn.execute(delete(runs).where(runs.c.id.in_(ids)))
+            deleted += len(ids)
+            if len(ids) < batch:
+                break
+        return deleted
 
     # A worker.
 
@@ -177,11 +204,14 @@ class RunStore:
         outcome: str,
         next_attempt_at: datetime | None,
         now: datetime,
+        fail_after: int = 0,
     ) -> Job | None:
         """Store an attempt and its run's new state; update the job when final.
 
         ``outcome`` is the run's new status: ``succeeded``, ``failed`` or
-        ``retrying``. Returns the job as it now is (None if it was deleted).
+        ``retrying``. With ``fail_after`` above zero, a recurring job whose
+        runs failed that many times in a row becomes ``failed``. Returns the
+        job as it now is (None if it was deleted).
         """
         with self.engine.begin() as conn:
             job = _locked_job(conn, run["job_id"])
@@ -190,7 +220,7 @@ class RunStore:
             conn.execute(insert(attempts).values(run_id=run["id"], **vars(record)))
             _store_run_state(conn, run["id"], record, outcome, next_attempt_at, now)
             if outcome != "retrying":
-                job = _record_on_job(conn, job, run, outcome)
+                job = _record_on_job(conn, job, run, record, outcome, fail_after)
         return job
 
     # Reads for the API.
@@ -391,21 +421,70 @@ def _store_run_state(
     )
 
 
-def _record_on_job(conn: Connection, job: Job, run: Run, outcome: str) -> Job:
-    """Note a run's final outcome on its job, finishing a job with no future.
+def _record_on_job(
+    conn: Connection,
+    job: Job,
+    run: Run,
+    record: AttemptRecord,
+    outcome: str,
+    fail_after: int,
+) -> Job:
+    """Note a run's final outcome on its job, and what it means for the job.
 
     A one-time job, or a recurring one whose window has closed, has no next
     fire time: its last scheduled run decides its final status. A manual run
-    never finishes a job whose schedule is still to come.
+    never finishes a job whose schedule is still to come. A recurring job
+    whose runs keep failing stops firing after ``fail_after`` in a row.
     """
-    values: dict[str, Any] = {"last_run_status": outcome}
-    finished = (
-        run["trigger"] != "manual"
-        and job["next_run_at"] is None
-        and job["status"] == "active"
-    )
-    if finished:
-        one_time = job["schedule_type"] == "specific_time"
-        values["status"] = "failed" if one_time and outcome == "failed" else "completed"
+    streak = job["consecutive_failures"] + 1 if outcome == "failed" else 0
+    values: dict[str, Any] = {
+        "last_run_status": outcome,
+        "consecutive_failures": streak,
+    }
+    if job["status"] == "active":
+        values |= _status_change(job, run, record, outcome, streak, fail_after)
     conn.execute(update(jobs).where(jobs.c.id == job["id"]).values(**values))
+    if values.get("status_reason"):
+        cancel_waiting_runs(conn, job["id"], record.started_at)
     return job | values
+
+
+def _status_change(
+    job: Job,
+    run: Run,
+    record: AttemptRecord,
+    outcome: str,
+    streak: int,
+    fail_after: int,
+) -> dict[str, Any]:
+    if run["trigger"] != "manual" and job["next_run_at"] is None:
+        one_time = job["schedule_type"] == "specific_time"
+        failed = one_time and outcome == "failed"
+        return {"status": "failed" if failed else "completed"}
+    if fail_after and streak >= fail_after:
+        reason = f"{streak} runs failed in a row; the last: {record.error}"
+        return {"status": "failed", "status_reason": reason}
+    return {}
+
+
+def _record_lost_attempts(conn: Connection, lost: list, now: datetime) -> None:
+    """An attempt row for each run whose worker vanished mid-attempt."""
+    if not lost:
+        return
+    conn.execute(
+        insert(attempts),
+        [
+            {
+                "run_id": row.id,
+                "number": row.attempts,
+                "started_at": row.started_at or now,
+                "duration_ms": 0.0,
+                "status_code": None,
+                "outcome": "lost",
+                "error": "the worker stopped answering during the attempt",
+                "response_excerpt": "",
+                "response_truncated": False,
+            }
+            for row in lost
+        ],
+    )

@@ -82,6 +82,8 @@ jobs = Table(
     Column("next_run_at", UTCDateTime),
     Column("last_run_at", UTCDateTime),
     Column("last_run_status", String(10)),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("status_reason", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_jobs_due", "status", "next_run_at"),
@@ -112,6 +114,7 @@ runs = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("job_id", "scheduled_for", name="uq_runs_job_fire_time"),
     Index("ix_runs_status_due", "status", "scheduled_for"),
+    Index("ix_runs_finished", "finished_at"),
 )
 
 attempts = Table(

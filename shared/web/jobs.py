@@ -121,7 +121,13 @@ def resume_job(job_id: str, request: Request) -> dict[str, Any]:
         raise Conflict(
             f"job {job_id} has no fire time after now; give it a new schedule"
         )
-    values = {"status": "active", "next_run_at": next_run_at, "updated_at": now}
+    values = {
+        "status": "active",
+        "status_reason": None,
+        "consecutive_failures": 0,
+        "next_run_at": next_run_at,
+        "updated_at": now,
+    }
     return _save(runtime, job_id, values, cancel_runs=False)
 
 

@@ -153,6 +153,10 @@ class Job(BaseModel):
     overlap_policy: str
     misfire_policy: str
     status: Literal["active", "inactive", "failed", "completed"]
+    status_reason: str | None = Field(
+        None, description="Why the job stopped, when it stopped on its own."
+    )
+    consecutive_failures: int = Field(0, description="Runs failed in a row.")
     next_run_at: UtcTime | None
     last_run_at: UtcTime | None
     last_run_status: str | None
