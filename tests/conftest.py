@@ -104,17 +104,6 @@ def backend(request, tmp_path) -> Iterator[Backend]:
     _forget_queue(redis_url, queue_name)
 
 
-@pytest.fixture
-def servers_backend(request, tmp_path) -> Iterator[Backend]:
-    """The servers backend alone, for tests about PostgreSQL or Redis."""
-    database = request.getfixturevalue("postgres_database")
-    redis_url = request.getfixturevalue("redis_server")
-    queue_name = f"test-{uuid.uuid4().hex[:10]}"
-    _empty_tables(database)
-    yield Backend("servers", database, redis_url, tmp_path, queue_name)
-    _forget_queue(redis_url, queue_name)
-
-
 def _empty_tables(url: str) -> None:
     engine = create_store_engine(Settings(postgres_url=url).database_url)
     with engine.begin() as conn:

@@ -5,7 +5,13 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import pytest
+
 T = TypeVar("T")
+
+#: Marks a test that is about PostgreSQL or Redis: it takes the ``backend``
+#: fixture on servers only.
+servers_only = pytest.mark.parametrize("backend", ["servers"], indirect=True)
 
 
 def wait_for(check: Callable[[], T], timeout: float = 10, every: float = 0.05) -> T:

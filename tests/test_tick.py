@@ -10,6 +10,7 @@ from shared.runtime import build_runtime
 from shared.store.tables import runs
 from shared.tick import tick
 from shared.times import utcnow
+from tests.helpers import servers_only
 
 EVERY_MINUTE = {
     "name": "every minute",
@@ -85,8 +86,9 @@ def test_tick_hands_runs_to_the_queue_with_an_aware_utc_eta(backend):
     runtime.close()
 
 
-def test_racing_ticks_on_postgres_create_no_duplicate_run(servers_backend):
-    settings = servers_backend.settings(tick_batch_size=25)
+@servers_only
+def test_racing_ticks_on_postgres_create_no_duplicate_run(backend):
+    settings = backend.settings(tick_batch_size=25)
     runtimes = [build_runtime(settings, dispatch="eta") for _ in range(4)]
     start = datetime(2031, 1, 1, 12, 0, 10, tzinfo=UTC)
     add_jobs(runtimes[0], 300, start)
