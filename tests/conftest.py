@@ -23,6 +23,7 @@ from shared.store import migrate
 from shared.store.engine import create_store_engine
 from shared.web.app import create_app
 from tests import services
+from tests.processes import PrivateRedis, WorkerProcess
 from tests.targets import target_server  # noqa: F401 - a fixture for every test
 
 
@@ -168,3 +169,35 @@ def worker(runtime) -> Iterator[Runtime]:
 def client(runtime) -> Iterator[TestClient]:
     with TestClient(create_app(runtime)) as test_client:
         yield test_client
+
+
+#: Settings that make a worker process recover in seconds instead of minutes.
+FAST_RECOVERY = {
+    "TICK_INTERVAL_SECONDS": "1",
+    "STALE_AFTER_SECONDS": "1",
+    "LEASE_MARGIN_SECONDS": "1",
+    "WORKER_CONCURRENCY": "2",
+}
+
+
+@pytest.fixture
+def workers(tmp_path):
+    """Start worker processes; every one is stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str]) -> WorkerProcess:
+        log = tmp_path / f"worker-{len(started)}.log"
+        worker = WorkerProcess(env | FAST_RECOVERY, log)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    redis = PrivateRedis(tmp_path)
+    yield redis
+    redis.stop()

@@ -7,45 +7,13 @@ counts what the target received: runs due, delivered, duplicated, lost.
 
 import time
 
-import pytest
 from fastapi.testclient import TestClient
 
 from shared.web.app import create_app
 from tests.helpers import servers_only, wait_for
-from tests.processes import CuttableProxy, PrivateRedis, WorkerProcess
+from tests.processes import CuttableProxy
 from tests.targets import Reply
 from tests.test_end_to_end import finished_run, one_time_job
-
-#: Settings that make recovery happen in seconds instead of minutes.
-FAST_RECOVERY = {
-    "TICK_INTERVAL_SECONDS": "1",
-    "STALE_AFTER_SECONDS": "1",
-    "LEASE_MARGIN_SECONDS": "1",
-    "WORKER_CONCURRENCY": "2",
-}
-
-
-@pytest.fixture
-def workers(tmp_path):
-    """Start worker processes; every one is stopped after the test."""
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str]) -> WorkerProcess:
-        log = tmp_path / f"worker-{len(started)}.log"
-        worker = WorkerProcess(env | FAST_RECOVERY, log)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    redis = PrivateRedis(tmp_path)
-    yield redis
-    redis.stop()
 
 
 def api_for(runtime) -> TestClient:
