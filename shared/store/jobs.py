@@ -3,7 +3,17 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from shared.store.tables import jobs, runs
 
@@ -41,13 +51,7 @@ class JobStore:
         if status:
             query = query.where(jobs.c.status == status)
         if after:
-            created_at, job_id = after
-            query = query.where(
-                or_(
-                    jobs.c.created_at > created_at,
-                    and_(jobs.c.created_at == created_at, jobs.c.id > job_id),
-                )
-            )
+            query = query.where(past(jobs.c.created_at, jobs.c.id, after))
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
@@ -69,6 +73,21 @@ class JobStore:
         with self.engine.begin() as conn:
             result = conn.execute(delete(jobs).where(jobs.c.id == job_id))
         return result.rowcount > 0
+
+
+def past(
+    time_column: ColumnElement,
+    id_column: ColumnElement,
+    position: tuple[datetime, str],
+    descending: bool = False,
+) -> ColumnElement[bool]:
+    """Rows after ``position`` in (time, id) order: where the next page starts."""
+    when, identifier = position
+    if descending:
+        return or_(
+            time_column < when, and_(time_column == when, id_column < identifier)
+        )
+    return or_(time_column > when, and_(time_column == when, id_column > identifier))
 
 
 def cancel_waiting_runs(conn: Connection, job_id: str, now: datetime) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shared.planning import Plan
-from shared.store.jobs import Job, cancel_waiting_runs
+from shared.store.jobs import Job, cancel_waiting_runs, past
 from shared.store.tables import attempts, jobs, runs
 
 Run = dict[str, Any]
@@ -257,12 +257,8 @@ class RunStore:
         if status:
             query = query.where(runs.c.status == status)
         if before:
-            fire_time, run_id = before
             query = query.where(
-                or_(
-                    runs.c.scheduled_for < fire_time,
-                    and_(runs.c.scheduled_for == fire_time, runs.c.id < run_id),
-                )
+                past(runs.c.scheduled_for, runs.c.id, before, descending=True)
             )
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]

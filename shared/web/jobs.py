@@ -16,7 +16,7 @@ from shared.planning import schedule_of
 from shared.runtime import Runtime
 from shared.tick import tick
 from shared.times import utcnow
-from shared.web.pages import decode_cursor, encode_cursor, link_next
+from shared.web.pages import decode_cursor, one_page
 from shared.web.schemas import Job, JobChanges, JobFields, Run, RunDetail
 from shared.web.views import merged_definition, run_view
 
@@ -47,16 +47,8 @@ def list_jobs(
 ) -> list[dict[str, Any]]:
     """Jobs in creation order; a ``Link`` header points at the next page."""
     store = runtime_of(request).store
-    page = store.jobs.page(status_, limit + 1, decode_cursor(cursor))
-    more = len(page) > limit
-    page = page[:limit]
-    last = page[-1] if more else None
-    link_next(
-        request,
-        response,
-        encode_cursor(last["created_at"], last["id"]) if last else None,
-    )
-    return page
+    rows = store.jobs.page(status_, limit + 1, decode_cursor(cursor))
+    return one_page(request, response, rows, limit, "created_at")
 
 
 @router.get("/jobs/{job_id}", response_model=Job)
@@ -155,17 +147,10 @@ def list_runs(
     """The job's runs, newest fire time first; ``Link`` names the next page."""
     runtime = runtime_of(request)
     _existing(runtime, job_id)
-    page = runtime.store.runs.page_for_job(
+    rows = runtime.store.runs.page_for_job(
         job_id, limit + 1, decode_cursor(cursor), status_
     )
-    more = len(page) > limit
-    page = page[:limit]
-    last = page[-1] if more else None
-    link_next(
-        request,
-        response,
-        encode_cursor(last["scheduled_for"], last["id"]) if last else None,
-    )
+    page = one_page(request, response, rows, limit, "scheduled_for")
     return [run_view(run) for run in page]
 
 

@@ -29,10 +29,23 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         ) from error
 
 
-def link_next(request: Request, response: Response, cursor: str | None) -> None:
-    """Set ``Link: <...>; rel="next"`` and ``X-Next-Cursor`` when more follow."""
-    if cursor is None:
-        return
+def one_page(
+    request: Request, response: Response, rows: list[dict], limit: int, key: str
+) -> list[dict]:
+    """The first ``limit`` of ``rows`` (fetched one more than that).
+
+    When more follow, the answer links to the next page, positioned after
+    the last row's ``key`` and id.
+    """
+    page = rows[:limit]
+    if len(rows) > limit:
+        last = page[-1]
+        _link_next(request, response, encode_cursor(last[key], last["id"]))
+    return page
+
+
+def _link_next(request: Request, response: Response, cursor: str) -> None:
+    """Set ``Link: <...>; rel="next"`` and ``X-Next-Cursor``."""
     url = request.url.include_query_params(cursor=cursor)
     response.headers["Link"] = f'<{url}>; rel="next"'
     response.headers["X-Next-Cursor"] = cursor
