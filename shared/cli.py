@@ -5,6 +5,7 @@ import logging
 import click
 import uvicorn
 
+from shared import metrics
 from shared.logs import configure_logging
 from shared.runtime import build_runtime
 from shared.settings import get_settings
@@ -61,6 +62,8 @@ def worker() -> None:
     runtime = build_runtime(settings)
     consumer = runtime.queue.consumer(settings.worker_concurrency)
     ticker = Ticker(runtime)
+    if settings.metrics_port:
+        metrics.serve(settings.host, settings.metrics_port)
     runtime.start()
     ticker.start()
     try:

@@ -3,7 +3,17 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from shared.store.tables import jobs, runs
 
@@ -50,6 +60,12 @@ class JobStore:
             )
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each status."""
+        query = select(jobs.c.status, func.count()).group_by(jobs.c.status)
+        with self.engine.connect() as conn:
+            return {status: n for status, n in conn.execute(query)}
 
     def update(self, job_id: str, values: Job, cancel_runs: bool) -> Job | None:
         """Change a job; with ``cancel_runs`` its unstarted runs never fire."""
