@@ -7,6 +7,7 @@ import uvicorn
 
 from shared import metrics
 from shared.logs import configure_logging
+from shared.remote.commands import jobs, preview
 from shared.runtime import build_runtime
 from shared.settings import get_settings
 from shared.store import migrate
@@ -102,6 +103,10 @@ def upgrade() -> None:
     migrate.upgrade(engine)
     click.echo(f"database at revision {migrate.current(engine)}")
     engine.dispose()
+
+
+main.add_command(jobs)
+main.add_command(preview)
 
 
 def _require_schema(settings) -> None:

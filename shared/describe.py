@@ -1,4 +1,4 @@
-"""Schedules in plain words, for people: the dashboard and the command line.
+"""Schedules and times in plain words, for the dashboard and the command line.
 
 Cron expressions are put into words by cron-descriptor, in 24-hour time
 (no AM/PM to misread); intervals and one-time schedules by this module. The
@@ -51,3 +51,31 @@ def _every(interval: str, count: int) -> str:
     if count == 1:
         return f"Every {interval}"
     return f"Every {count} {interval}s"
+
+
+def relative(when: datetime | None, now: datetime) -> str:
+    """``in 42 s`` or ``3 min ago``: how far ``when`` is from ``now``."""
+    if when is None:
+        return ""
+    seconds = (when - now).total_seconds()
+    span = _span(abs(seconds))
+    if span is None:
+        return "just now"
+    return f"in {span}" if seconds > 0 else f"{span} ago"
+
+
+def _span(seconds: float) -> str | None:
+    if seconds < 1:
+        return None
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def duration(seconds: float) -> str:
+    """``30 s``, ``5 min``, ``1 h``: a duration setting, in its largest unit."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size:.0f} {unit}"
+    return f"{seconds:g} s"

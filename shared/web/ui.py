@@ -21,7 +21,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from shared.describe import describe_schedule, local_time
+from shared.describe import describe_schedule, duration, local_time, relative
 from shared.errors import Conflict, NotFound
 from shared.planning import schedule_of
 from shared.times import iso_z, utcnow
@@ -190,34 +190,6 @@ def _redirect(url: Any, notice: str) -> RedirectResponse:
 # Filters the templates use.
 
 
-def _ago(when: datetime | None, now: datetime) -> str:
-    """``in 42 s`` or ``3 min ago``: how far ``when`` is from ``now``."""
-    if when is None:
-        return ""
-    seconds = (when - now).total_seconds()
-    span = _span(abs(seconds))
-    if span == "now":
-        return "just now"
-    return f"in {span}" if seconds > 0 else f"{span} ago"
-
-
-def _span(seconds: float) -> str:
-    if seconds < 1:
-        return "now"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size:.0f} {unit}"
-    return f"{seconds:.0f} s"
-
-
-def _seconds(value: float) -> str:
-    """``30 s``, ``5 min``, ``1 h``: a duration setting, in its largest unit."""
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if value >= size and value % size == 0:
-            return f"{value // size:.0f} {unit}"
-    return f"{value:g} s"
-
-
 def _milliseconds(value: float | None) -> str:
     if value is None:
         return ""
@@ -234,11 +206,11 @@ def _lateness(run: dict[str, Any]) -> float | None:
 
 
 templates.env.filters |= {
-    "ago": _ago,
+    "ago": relative,
     "local": local_time,
     "utc": iso_z,
     "schedule": describe_schedule,
     "ms": _milliseconds,
-    "seconds": _seconds,
+    "seconds": duration,
     "lateness": _lateness,
 }
