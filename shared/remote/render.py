@@ -5,7 +5,8 @@ width; ids are shown by their first eight characters, which the commands
 accept in place of the whole id.
 """
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 from typing import Any
 
 from rich import box
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shared.describe import describe_schedule, duration, local_time, relative
+from shared.planning import schedule_of
 from shared.times import iso_z
 
 Json = dict[str, Any]
@@ -160,11 +162,34 @@ def _definition(job: Json, now: datetime) -> list[tuple[str, RenderableType]]:
     return rows
 
 
+def next_fire(job: Json, now: datetime) -> datetime | None:
+    """When an active job fires next.
+
+    ``next_run_at`` is the first fire time not yet planned, later than a run
+    the tick already planned within its look-ahead, so cron and one-time
+    schedules are computed here. Interval schedules count from an anchor the
+    API does not show: every fire time of a ``minute`` or ``hour`` interval
+    lies a whole number of steps before ``next_run_at``; a calendar interval
+    keeps ``next_run_at`` (its step is longer than any look-ahead).
+    """
+    if job["status"] != "active":
+        return None
+    if job["schedule_type"] != "recurring":
+        return schedule_of(_timed(job)).next_after(now)
+    if not job["next_run_at"]:
+        return None
+    unplanned = _time(job["next_run_at"])
+    if job["interval"] not in ("minute", "hour") or job["start_at"]:
+        return unplanned
+    step = timedelta(**{f"{job['interval']}s": job["interval_value"]})
+    return unplanned - max(0, math.ceil((unplanned - now) / step) - 1) * step
+
+
 def _next_fire(job: Json, now: datetime, exact: bool = False) -> str:
     """How soon the job fires next; with ``exact``, also when on its clock."""
-    if job["status"] != "active" or not job["next_run_at"]:
+    when = next_fire(job, now)
+    if when is None:
         return "-"
-    when = _time(job["next_run_at"])
     if not exact:
         return relative(when, now)
     return f"{local_time(when, job['timezone'])}, {relative(when, now)}"
@@ -173,7 +198,7 @@ def _next_fire(job: Json, now: datetime, exact: bool = False) -> str:
 def _last_run(job: Json, now: datetime) -> Text:
     if not job["last_run_at"]:
         return Text("never", style="dim")
-    text = status(job["last_run_status"] or "running")
+    text = status(job["last_run_status"] or "in progress")
     text.append(f", {relative(_time(job['last_run_at']), now)}", style="dim")
     return text
 
@@ -186,10 +211,9 @@ def _excerpt(text: str | None, limit: int = 200) -> str:
 
 
 def _timed(job: Json) -> Json:
-    """A job from the API with its times read back as datetimes."""
-    if job.get("specific_time"):
-        return job | {"specific_time": _time(job["specific_time"])}
-    return job
+    """A job from the API with its schedule's times read back as datetimes."""
+    times = ("specific_time", "start_at", "end_at")
+    return job | {name: _time(job[name]) for name in times if job.get(name)}
 
 
 def _time(text: str) -> datetime:

@@ -154,11 +154,23 @@ def logout(request: Request) -> Response:
     return response
 
 
-def _next_fire_times(job: dict[str, Any], now: datetime) -> list[datetime]:
-    """A paused or finished job fires at no time until it is resumed."""
+def _next_fire_times(
+    job: dict[str, Any], now: datetime, count: int = NEXT_FIRE_TIMES
+) -> list[datetime]:
+    """The schedule's next fire times after now, planned or not.
+
+    Not ``next_run_at``: that is the first fire time not yet planned, later
+    than a run the tick already planned within its look-ahead. A paused or
+    finished job fires at no time until it is resumed.
+    """
     if job["status"] != "active":
         return []
-    return schedule_of(job).fire_times(now, NEXT_FIRE_TIMES)
+    return schedule_of(job).fire_times(now, count)
+
+
+def _next_fire(job: dict[str, Any], now: datetime) -> datetime | None:
+    fire_times = _next_fire_times(job, now, count=1)
+    return fire_times[0] if fire_times else None
 
 
 def _page(
@@ -213,4 +225,5 @@ templates.env.filters |= {
     "ms": _milliseconds,
     "seconds": duration,
     "lateness": _lateness,
+    "next_fire": _next_fire,
 }
