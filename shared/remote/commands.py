@@ -31,6 +31,7 @@ from shared.remote.client import (
     Unreachable,
 )
 from shared.schedules import ScheduleError
+from shared.store.runs import FINAL
 from shared.times import utcnow
 
 #: What each exit code means; the README lists the same.
@@ -43,7 +44,6 @@ EXIT_CODES = {
 }
 RUN_NOT_SUCCEEDED = 6
 STILL_RUNNING = 7
-FINAL = ("succeeded", "failed", "skipped", "cancelled", "missed")
 INTERVALS = ("minute", "hour", "day", "week", "month", "year")
 
 #: Messages are not wrapped (a script may read them); tables fit the width.

@@ -196,7 +196,8 @@ def _missing(request: Request, job_id: str) -> Response:
 
 
 def _redirect(url: Any, notice: str) -> RedirectResponse:
-    return RedirectResponse(f"{url}?notice={notice}", status_code=303)
+    """A redirect by path: behind a proxy, the host the app sees is not the user's."""
+    return RedirectResponse(f"{url.path}?notice={notice}", status_code=303)
 
 
 # Filters the templates use.
