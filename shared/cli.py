@@ -5,7 +5,9 @@ import logging
 import click
 import uvicorn
 
+from shared import metrics
 from shared.logs import configure_logging
+from shared.remote.commands import jobs, preview
 from shared.runtime import build_runtime
 from shared.settings import get_settings
 from shared.store import migrate
@@ -61,6 +63,8 @@ def worker() -> None:
     runtime = build_runtime(settings)
     consumer = runtime.queue.consumer(settings.worker_concurrency)
     ticker = Ticker(runtime)
+    if settings.metrics_port:
+        metrics.serve(settings.host, settings.metrics_port)
     runtime.start()
     ticker.start()
     try:
@@ -99,6 +103,10 @@ def upgrade() -> None:
     migrate.upgrade(engine)
     click.echo(f"database at revision {migrate.current(engine)}")
     engine.dispose()
+
+
+main.add_command(jobs)
+main.add_command(preview)
 
 
 def _require_schema(settings) -> None:

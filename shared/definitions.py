@@ -103,6 +103,23 @@ def with_anchor(fields: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {**fields, "anchor_at": anchor}
 
 
+def preview_fire_times(
+    fields: dict[str, Any], after: datetime | None, count: int, now: datetime
+) -> list[datetime]:
+    """The next ``count`` fire times of unsaved schedule fields after ``after``.
+
+    ``after`` defaults to ``now``; without an offset it is read in the
+    schedule's zone. A recurring schedule without ``start_at`` counts from
+    ``after`` to the minute, as a job created then would.
+    """
+    fields = normalise_schedule(fields, now, future_required=False)
+    after = after or now
+    if after.tzinfo is None:
+        after = to_utc(after, zone(fields["timezone"]), "after")
+    anchor = fields.get("start_at") or after.replace(second=0, microsecond=0)
+    return schedule_of(fields | {"anchor_at": anchor}).fire_times(after, count)
+
+
 def new_job(fields: dict[str, Any], now: datetime) -> dict[str, Any]:
     """A job row ready to insert, from normalised request fields."""
     row = with_anchor(fields, now)

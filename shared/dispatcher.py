@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterable
 from datetime import datetime
 
+from shared import metrics
 from shared.queue import Queue
 from shared.store.runs import DueRun, RunStore
 from shared.times import utcnow
@@ -41,6 +42,7 @@ class EtaDispatcher:
             else:
                 self.queue.push_at(run.id, run.due)
             queued.append(run.id)
+        metrics.runs_dispatched(len(queued))
         if queued:
             self.runs.mark_queued(queued, now)
 
@@ -63,6 +65,7 @@ class Dispatcher:
         self._wakeup = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        metrics.watch_dispatcher(self)
 
     def hold(self, due: Iterable[DueRun]) -> None:
         """Take runs to queue at their ``due`` time (at once if past)."""
@@ -123,12 +126,14 @@ class Dispatcher:
         try:
             self.queue.push(run_ids)
         except Exception as error:
+            metrics.runs_dispatched(len(run_ids), queued=False)
             log.warning(
                 "queue unavailable, %d runs stay pending for the sweep: %s",
                 len(run_ids),
                 error,
             )
             return
+        metrics.runs_dispatched(len(run_ids))
         try:
             self.runs.mark_queued(run_ids, utcnow())
         except Exception as error:

@@ -13,8 +13,9 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared import signing
+from shared import metrics, signing
 from shared.delivery import AttemptResult, OutgoingRequest
+from shared.logs import run_fields
 from shared.retry import Decision, RetryPolicy, decide
 from shared.store.jobs import Job
 from shared.store.retrying import persistently
@@ -45,10 +46,21 @@ def execute_run(runtime: "Runtime", run_id: str) -> None:
     )
     if claim.decision == "wait":
         runtime.dispatcher.hold([DueRun(run_id, now + CONCURRENCY_WAIT)])
-        log.debug("run %s waits: its job is at its concurrency limit", run_id)
+        log.debug(
+            "job %s run %s waits: its job is at its concurrency limit",
+            claim.job["id"],
+            run_id,
+            extra=run_fields(claim.run, "wait"),
+        )
     elif claim.decision in ("skipped", "cancelled"):
-        job_id = claim.job["id"] if claim.job else None
-        log.info("run %s of job %s %s", run_id, job_id, claim.decision)
+        metrics.run_finished(claim.decision)
+        log.info(
+            "job %s run %s %s before its first attempt",
+            claim.job["id"],
+            run_id,
+            claim.decision,
+            extra=run_fields(claim.run, claim.decision),
+        )
     elif claim.decision == "run":
         _attempt(runtime, claim.job, claim.run)
 
@@ -74,6 +86,7 @@ def _attempt(runtime: "Runtime", job: Job, run: Run) -> None:
     )
     if decision.retry_at is not None:
         runtime.dispatcher.hold([DueRun(run["id"], decision.retry_at)])
+    metrics.attempt_finished(run, started, result, decision)
     _log_outcome(job, run, started, result, decision)
 
 
@@ -146,6 +159,14 @@ def _log_outcome(
     level = {"succeeded": logging.INFO, "retry": logging.WARNING}.get(
         decision.outcome, logging.ERROR
     )
+    fields = run_fields(
+        run,
+        decision.outcome,
+        duration_ms=round(result.duration * 1000, 3),
+        status_code=result.status_code,
+        late_ms=round(late_ms, 3),
+        reason=decision.reason,
+    )
     log.log(
         level,
         "job %s run %s attempt %d %s: %s in %.0f ms, %.0f ms after fire time %s%s",
@@ -158,4 +179,5 @@ def _log_outcome(
         late_ms,
         iso_z(run["scheduled_for"]),
         f" ({decision.reason})" if decision.reason else "",
+        extra=fields,
     )

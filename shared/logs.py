@@ -1,9 +1,19 @@
-"""Logging set-up: readable lines in a terminal, JSON lines for collectors."""
+"""Logging set-up: readable lines in a terminal, JSON lines for collectors.
+
+A line about a run says everything in its text, and also carries the run's
+job id, run id, attempt, fire time and outcome (and, for an attempt, its
+duration and status code) as fields of their own (:func:`run_fields`), which
+the JSON format writes as keys a log collector can filter on. No line
+carries a request header's value or a payload.
+"""
 
 import logging
 import sys
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
+
+from shared.times import iso_z
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -11,17 +21,31 @@ TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Send every logger's records to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s",
-                rename_fields={"levelname": "level", "name": "logger"},
-            )
-        )
-    else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(formatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Huey logs every task it receives and finishes; ours says more, once.
     logging.getLogger("huey").setLevel(max(root.level, logging.WARNING))
+
+
+def formatter(fmt: str) -> logging.Formatter:
+    """The formatter of ``fmt``: ``text`` or ``json``."""
+    if fmt == "json":
+        return JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+        )
+    return logging.Formatter(TEXT_FORMAT)
+
+
+def run_fields(run: dict[str, Any], outcome: str, **more: Any) -> dict[str, Any]:
+    """The fields of a line about ``run``, to pass as a log call's ``extra``."""
+    return {
+        "job_id": run["job_id"],
+        "run_id": run["id"],
+        "attempt": run["attempts"],
+        "fire_time": iso_z(run["scheduled_for"]),
+        "outcome": outcome,
+        **more,
+    }

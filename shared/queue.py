@@ -73,6 +73,10 @@ class Queue:
         """Runs waiting in the queue (not counting those scheduled ahead)."""
         return self.huey.pending_count()
 
+    def scheduled(self) -> int:
+        """Runs the queue holds for a later time (ETA dispatch and retries)."""
+        return self.huey.scheduled_count()
+
     def ping(self) -> None:
         """Raise when the queue's storage does not answer."""
         self.huey.pending_count()

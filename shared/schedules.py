@@ -165,7 +165,7 @@ _DAY_OF_WEEK = _Field(
 )
 _FIELDS = (_MINUTE, _HOUR, _DAY_OF_MONTH, _MONTH, _DAY_OF_WEEK)
 
-_MACROS = {
+CRON_MACROS = {
     "@hourly": "0 * * * *",
     "@daily": "0 0 * * *",
     "@midnight": "0 0 * * *",
@@ -292,10 +292,10 @@ def _split_fields(expression: str) -> list[str]:
     """The five field texts of `expression`, with a macro expanded."""
     text = expression.strip()
     if text.startswith("@"):
-        if text.lower() not in _MACROS:
-            known = " ".join(_MACROS)
+        if text.lower() not in CRON_MACROS:
+            known = " ".join(CRON_MACROS)
             raise _cron_error(f"unknown macro {text!r}; use one of {known}")
-        text = _MACROS[text.lower()]
+        text = CRON_MACROS[text.lower()]
 
     texts = text.split()
     if len(texts) != 5:

@@ -29,8 +29,16 @@ class Settings(BaseSettings):
     )
     redis_host: str | None = Field(None, description="Redis host name.")
     redis_port: int = Field(6379, description="Redis port.")
-    host: str = Field("0.0.0.0", description="Address the API listens on.")
+    host: str = Field(
+        "0.0.0.0", description="Address the API and a worker's metrics listen on."
+    )
     port: int = Field(3000, description="Port the API listens on.")
+    metrics_port: int = Field(
+        9464,
+        ge=0,
+        le=65535,
+        description="Port a worker serves its Prometheus metrics on; 0 for none.",
+    )
     data_dir: Path = Field(
         Path("data"), description="Where embedded mode keeps its SQLite files."
     )

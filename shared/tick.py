@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
+from shared import metrics
 from shared.planning import plan_runs
 from shared.times import utcnow
 
@@ -54,6 +55,7 @@ def tick(
     if sweep:
         _sweep(runtime, now, summary)
     summary.seconds = time.perf_counter() - started
+    metrics.tick_finished(summary, regular=job_ids is None)
     level = logging.INFO if summary.jobs or summary.runs_recovered else logging.DEBUG
     log.log(
         level,

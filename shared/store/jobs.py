@@ -9,6 +9,7 @@ from sqlalchemy import (
     Engine,
     and_,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -54,6 +55,12 @@ class JobStore:
             query = query.where(past(jobs.c.created_at, jobs.c.id, after))
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each status."""
+        query = select(jobs.c.status, func.count()).group_by(jobs.c.status)
+        with self.engine.connect() as conn:
+            return {status: n for status, n in conn.execute(query)}
 
     def update(self, job_id: str, values: Job, cancel_runs: bool) -> Job | None:
         """Change a job; with ``cancel_runs`` its unstarted runs never fire."""

@@ -7,14 +7,16 @@ that takes both, so that workers, ticks and API calls never deadlock.
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Integer,
     and_,
     bindparam,
+    cast,
     delete,
     func,
     insert,
@@ -263,11 +265,49 @@ class RunStore:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
-    def counts(self) -> dict[str, int]:
-        """How many runs are in each status."""
+    def attempts_of(self, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The attempts of several runs at once, oldest first, by run id."""
+        found: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
+        if not run_ids:
+            return found
+        query = (
+            select(attempts)
+            .where(attempts.c.run_id.in_(run_ids))
+            .order_by(attempts.c.run_id, attempts.c.number)
+        )
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                found[row.run_id].append(dict(row._mapping))
+        return found
+
+    def counts(self, statuses: tuple[str, ...] | None = None) -> dict[str, int]:
+        """How many runs are in each status (in ``statuses`` only, if given)."""
         query = select(runs.c.status, func.count()).group_by(runs.c.status)
+        if statuses:
+            query = query.where(runs.c.status.in_(statuses))
         with self.engine.connect() as conn:
             return {status: n for status, n in conn.execute(query)}
+
+    def hourly_statuses(
+        self, since: datetime, job_id: str | None = None
+    ) -> list[tuple[datetime, str, int]]:
+        """Runs per hour of fire time and status, for fire times from ``since``.
+
+        The hour is counted in the database (a run row each would be too many
+        for a busy day); each row is ``(start of the hour in UTC, status, n)``.
+        """
+        hour = _hours_since_epoch(self.engine.dialect.name)
+        query = (
+            select(hour.label("hour"), runs.c.status, func.count())
+            .where(runs.c.scheduled_for >= since)
+            .group_by("hour", runs.c.status)
+        )
+        if job_id:
+            query = query.where(runs.c.job_id == job_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        return [(epoch + timedelta(hours=int(h)), s, n) for h, s, n in rows]
 
 
 _ADVANCE_JOB = (
@@ -275,6 +315,14 @@ _ADVANCE_JOB = (
     .where(jobs.c.id == bindparam("b_id"))
     .values(next_run_at=bindparam("b_next"), status=bindparam("b_status"))
 )
+
+
+def _hours_since_epoch(dialect: str):
+    """Whole hours from 1970 to a run's fire time, as the database counts them."""
+    if dialect == "postgresql":
+        return func.floor(func.extract("epoch", runs.c.scheduled_for) / 3600)
+    # SQLite keeps UTC times as text, which strftime reads as UTC.
+    return cast(func.strftime("%s", runs.c.scheduled_for), Integer) // 3600
 
 
 def _claim_due_jobs(

@@ -10,15 +10,16 @@ import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from shared.definitions import normalise_schedule
+from shared.definitions import preview_fire_times
 from shared.errors import Conflict, InvalidFields, NotFound, Unavailable
-from shared.planning import schedule_of
 from shared.runtime import Runtime, build_runtime
-from shared.schedules import ScheduleError, to_utc, zone
+from shared.schedules import ScheduleError
 from shared.settings import get_settings
 from shared.times import utcnow
 from shared.web.jobs import router as jobs_router
+from shared.web.metrics import router as metrics_router
 from shared.web.schemas import Health, PreviewRequest, PreviewResponse
+from shared.web.ui import router as ui_router
 
 log = logging.getLogger("pingpay.api")
 
@@ -46,6 +47,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(jobs_router)
+    app.include_router(metrics_router)
+    app.include_router(ui_router)
     app.add_api_route(
         "/health", health, methods=["GET"], response_model=Health, tags=["service"]
     )
@@ -78,15 +81,8 @@ def health(request: Request) -> JSONResponse:
 
 def preview(body: PreviewRequest) -> dict[str, Any]:
     """The next fire times of a schedule, without saving anything."""
-    now = utcnow()
     fields = body.model_dump(exclude={"after", "count"})
-    fields = normalise_schedule(fields, now, future_required=False)
-    after = body.after or now
-    if after.tzinfo is None:
-        after = to_utc(after, zone(fields["timezone"]), "after")
-    anchor = fields.get("start_at") or after.replace(second=0, microsecond=0)
-    schedule = schedule_of(fields | {"anchor_at": anchor})
-    return {"fire_times": schedule.fire_times(after, body.count)}
+    return {"fire_times": preview_fire_times(fields, body.after, body.count, utcnow())}
 
 
 def _probe(ping: Callable[[], None]) -> str:

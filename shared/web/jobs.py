@@ -1,5 +1,6 @@
 """Routes for jobs: the original six endpoints and the ones added since."""
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -16,7 +17,7 @@ from shared.planning import schedule_of
 from shared.runtime import Runtime
 from shared.tick import tick
 from shared.times import utcnow
-from shared.web.pages import decode_cursor, one_page
+from shared.web.pages import decode_cursor, link_next, split_page
 from shared.web.schemas import Job, JobChanges, JobFields, Run, RunDetail
 from shared.web.views import merged_definition, run_view
 
@@ -48,7 +49,9 @@ def list_jobs(
     """Jobs in creation order; a ``Link`` header points at the next page."""
     store = runtime_of(request).store
     rows = store.jobs.page(status_, limit + 1, decode_cursor(cursor))
-    return one_page(request, response, rows, limit, "created_at")
+    page, next_cursor = split_page(rows, limit, job_position)
+    link_next(request, response, next_cursor)
+    return page
 
 
 @router.get("/jobs/{job_id}", response_model=Job)
@@ -150,7 +153,8 @@ def list_runs(
     rows = runtime.store.runs.page_for_job(
         job_id, limit + 1, decode_cursor(cursor), status_
     )
-    page = one_page(request, response, rows, limit, "scheduled_for")
+    page, next_cursor = split_page(rows, limit, run_position)
+    link_next(request, response, next_cursor)
     return [run_view(run) for run in page]
 
 
@@ -161,6 +165,16 @@ def get_run(run_id: str, request: Request) -> dict[str, Any]:
     if run is None:
         raise NotFound("run", run_id)
     return run_view(run)
+
+
+def job_position(job: dict[str, Any]) -> tuple[datetime, str]:
+    """Where a job stands in the list: creation order."""
+    return job["created_at"], job["id"]
+
+
+def run_position(run: dict[str, Any]) -> tuple[datetime, str]:
+    """Where a run stands in a job's history: newest fire time first."""
+    return run["scheduled_for"], run["id"]
 
 
 def _status_after_redefinition(job: dict[str, Any]) -> str:

@@ -2,12 +2,16 @@
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from fastapi import Request, Response
 
 from shared.errors import InvalidFields
 from shared.times import iso_z
+
+Row = TypeVar("Row")
 
 
 def encode_cursor(when: datetime, identifier: str) -> str:
@@ -29,23 +33,24 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         ) from error
 
 
-def one_page(
-    request: Request, response: Response, rows: list[dict], limit: int, key: str
-) -> list[dict]:
-    """The first ``limit`` of ``rows`` (fetched one more than that).
-
-    When more follow, the answer links to the next page, positioned after
-    the last row's ``key`` and id.
-    """
-    page = rows[:limit]
-    if len(rows) > limit:
-        last = page[-1]
-        _link_next(request, response, encode_cursor(last[key], last["id"]))
-    return page
-
-
-def _link_next(request: Request, response: Response, cursor: str) -> None:
-    """Set ``Link: <...>; rel="next"`` and ``X-Next-Cursor``."""
+def link_next(request: Request, response: Response, cursor: str | None) -> None:
+    """Set ``Link: <...>; rel="next"`` and ``X-Next-Cursor`` when more follow."""
+    if cursor is None:
+        return
     url = request.url.include_query_params(cursor=cursor)
     response.headers["Link"] = f'<{url}>; rel="next"'
     response.headers["X-Next-Cursor"] = cursor
+
+
+def split_page(
+    rows: list[Row], limit: int, position: Callable[[Row], tuple[datetime, str]]
+) -> tuple[list[Row], str | None]:
+    """A page from ``limit + 1`` rows read, and the cursor of the page after it.
+
+    ``position`` gives a row's place in the order (a time and an id); the
+    next page starts after the last row shown.
+    """
+    if len(rows) <= limit:
+        return rows, None
+    page = rows[:limit]
+    return page, encode_cursor(*position(page[-1]))

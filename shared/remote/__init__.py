@@ -1,0 +1,1 @@
+"""Talking to a running service from the command line: client and rendering."""
