@@ -32,7 +32,8 @@ class EtaDispatcher:
         self.queue = queue
         self.runs = runs
 
-    def hold(self, due: Iterable[DueRun]) -> None:
+    def hold(self, due: Iterable[DueRun]) -> int:
+        """Queue every run now; answers how many went to the queue."""
         now = utcnow()
         queued = []
         for run in due:
@@ -43,6 +44,7 @@ class EtaDispatcher:
             queued.append(run.id)
         if queued:
             self.runs.mark_queued(queued, now)
+        return len(queued)
 
     def start(self) -> None:
         """Nothing to start: the queue keeps the schedule."""
@@ -64,12 +66,16 @@ class Dispatcher:
         self._stopping = False
         self._thread: threading.Thread | None = None
 
-    def hold(self, due: Iterable[DueRun]) -> None:
-        """Take runs to queue at their ``due`` time (at once if past)."""
+    def hold(self, due: Iterable[DueRun]) -> int:
+        """Take runs to queue at their ``due`` time (at once if past).
+
+        Answers 0: none is on the queue yet when this returns.
+        """
         with self._wakeup:
             for run in due:
                 heapq.heappush(self._heap, (run.due, run.id))
             self._wakeup.notify()
+        return 0
 
     def held(self) -> int:
         """How many runs wait in memory for their fire time."""
