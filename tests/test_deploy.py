@@ -1,8 +1,9 @@
 """The deployment files agree with the code.
 
 No function platform or Docker engine runs here, so each file is checked as
-far as this machine allows: the SAM template by cfn-lint (which also expands
-SAM's resources) and against the handlers and settings; the Dockerfile by
+far as this machine allows: the SAM template by cfn-lint (which knows the
+schemas of SAM's resources) and against the handlers and settings; the
+Dockerfile by
 BuildKit's own parser; docker-compose.yml, the Railway configs and the
 Procfile against the commands, settings and routes of the service, and the
 API's health check by running it against a real API.
