@@ -23,7 +23,6 @@ from shared.store import migrate
 from shared.store.engine import create_store_engine
 from shared.web.app import create_app
 from tests import services
-from tests.functions import load_handler  # noqa: F401 - a fixture for every test
 from tests.targets import target_server  # noqa: F401 - a fixture for every test
 
 

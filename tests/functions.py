@@ -33,6 +33,9 @@ EVENTS = Path(__file__).resolve().parent / "events"
 #: The kinds of HTTP event the api function receives.
 HTTP_EVENTS = ("http_api_v2", "rest_api_v1", "function_url")
 
+#: Marks a test about PostgreSQL and Redis: it takes ``backend`` on servers only.
+on_servers = pytest.mark.parametrize("backend", ["servers"], indirect=True)
+
 
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / f"{name}.json").read_text())
@@ -133,9 +136,12 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-@pytest.fixture
-def load_handler(monkeypatch) -> Iterator[Callable[..., ModuleType]]:
-    """Import ``functions/<name>/handler.py`` afresh under a backend's settings."""
+@pytest.fixture(name="load_handler")
+def load_handler_fixture(monkeypatch) -> Iterator[Callable[..., ModuleType]]:
+    """Import ``functions/<name>/handler.py`` afresh under a backend's settings.
+
+    A test module that takes ``load_handler`` imports this fixture.
+    """
     loaded: list[ModuleType] = []
 
     def load(name: str, backend: "Backend", **settings: str) -> ModuleType:

@@ -6,7 +6,9 @@ from sqlalchemy import event
 from tests.functions import (
     HTTP_EVENTS,
     http_event,
+    load_handler_fixture,  # noqa: F401 - the load_handler fixture
     next_cursor,
+    on_servers,
     response_headers,
     response_json,
 )
@@ -104,8 +106,9 @@ def test_health_answers_through_the_function(backend, load_handler):
     assert response_json(response)["queue"] == "ok"
 
 
-def test_invocations_share_one_connection_and_return_it(servers_backend, load_handler):
-    module = load_handler("api", servers_backend)
+@on_servers
+def test_invocations_share_one_connection_and_return_it(backend, load_handler):
+    module = load_handler("api", backend)
     engine = module.runtime.store.engine
     opened = []
     event.listen(engine, "connect", lambda *_: opened.append(1))

@@ -14,6 +14,8 @@ from tests.functions import (
     LambdaContext,
     http_event,
     load_event,
+    load_handler_fixture,  # noqa: F401 - the load_handler fixture
+    on_servers,
     response_json,
 )
 from tests.targets import Reply
@@ -150,8 +152,9 @@ def test_execute_never_starts_an_attempt_longer_than_itself(
     assert run_statuses(execute.runtime) == ["queued"]
 
 
-def test_execute_without_its_queue_returns_at_once(servers_backend, load_handler):
-    execute = load_handler("execute", servers_backend, REDIS_URL=f"redis://{NOBODY}/0")
+@on_servers
+def test_execute_without_its_queue_returns_at_once(backend, load_handler):
+    execute = load_handler("execute", backend, REDIS_URL=f"redis://{NOBODY}/0")
 
     started = time.monotonic()
     summary = execute.handler(load_event("scheduled"), LambdaContext(30))
@@ -160,12 +163,11 @@ def test_execute_without_its_queue_returns_at_once(servers_backend, load_handler
     assert time.monotonic() - started < 10
 
 
-def test_no_function_leaves_a_transaction_open(
-    servers_backend, load_handler, target_server
-):
-    api = load_handler("api", servers_backend).handler
-    ticker = load_handler("tick", servers_backend)
-    execute = load_handler("execute", servers_backend, EXECUTE_MARGIN_SECONDS="1")
+@on_servers
+def test_no_function_leaves_a_transaction_open(backend, load_handler, target_server):
+    api = load_handler("api", backend).handler
+    ticker = load_handler("tick", backend)
+    execute = load_handler("execute", backend, EXECUTE_MARGIN_SECONDS="1")
     created = create(api, job(target_server.url("/hook"), timeout_seconds=1))
     trigger(api, created["id"])
 
@@ -173,7 +175,7 @@ def test_no_function_leaves_a_transaction_open(
     execute.handler(load_event("scheduled"), LambdaContext(3))
 
     assert len(target_server.received("/hook")) == 1
-    with psycopg.connect(servers_backend.postgres_url, autocommit=True) as conn:
+    with psycopg.connect(backend.postgres_url, autocommit=True) as conn:
         states = conn.execute(
             "SELECT state FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"

@@ -27,14 +27,6 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-def current(engine: Engine) -> str | None:
-    """The revision the database is at, or None when it has no schema yet."""
-    from alembic.runtime.migration import MigrationContext
-
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
-
-
 def upgrade_database(url: str) -> str | None:
     """Bring the database at ``url`` to the latest revision; answers it."""
     engine = create_store_engine(url)
@@ -43,3 +35,11 @@ def upgrade_database(url: str) -> str | None:
         return current(engine)
     finally:
         engine.dispose()
+
+
+def current(engine: Engine) -> str | None:
+    """The revision the database is at, or None when it has no schema yet."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
