@@ -97,12 +97,8 @@ def db() -> None:
 @db.command()
 def upgrade() -> None:
     """Create or migrate the schema to the latest revision (was db:init)."""
-    from shared.store.engine import create_store_engine
-
-    engine = create_store_engine(get_settings().database_url)
-    migrate.upgrade(engine)
-    click.echo(f"database at revision {migrate.current(engine)}")
-    engine.dispose()
+    revision = migrate.upgrade_database(get_settings().database_url)
+    click.echo(f"database at revision {revision}")
 
 
 main.add_command(jobs)

@@ -33,7 +33,8 @@ class EtaDispatcher:
         self.queue = queue
         self.runs = runs
 
-    def hold(self, due: Iterable[DueRun]) -> None:
+    def hold(self, due: Iterable[DueRun]) -> int:
+        """Queue every run now; answers how many went to the queue."""
         now = utcnow()
         queued = []
         for run in due:
@@ -45,6 +46,7 @@ class EtaDispatcher:
         metrics.runs_dispatched(len(queued))
         if queued:
             self.runs.mark_queued(queued, now)
+        return len(queued)
 
     def start(self) -> None:
         """Nothing to start: the queue keeps the schedule."""
@@ -67,12 +69,16 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         metrics.watch_dispatcher(self)
 
-    def hold(self, due: Iterable[DueRun]) -> None:
-        """Take runs to queue at their ``due`` time (at once if past)."""
+    def hold(self, due: Iterable[DueRun]) -> int:
+        """Take runs to queue at their ``due`` time (at once if past).
+
+        Answers 0: none is on the queue yet when this returns.
+        """
         with self._wakeup:
             for run in due:
                 heapq.heappush(self._heap, (run.due, run.id))
             self._wakeup.notify()
+        return 0
 
     def held(self) -> int:
         """How many runs wait in memory for their fire time."""

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     lease_margin_seconds: float = Field(
         30, ge=0, description="Added to a job's timeout to make a worker's lease."
     )
+    execute_margin_seconds: float = Field(
+        5,
+        ge=1,
+        description="Time an execute function keeps free at the end of its "
+        "invocation, beyond the attempts it started: for recording their "
+        "outcomes and for one blocking read of the queue (up to a second).",
+    )
     max_excerpt_bytes: int = Field(
         32768, ge=0, description="Most response bytes kept per attempt."
     )

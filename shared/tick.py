@@ -34,6 +34,11 @@ class TickSummary:
     runs_created: int = 0
     runs_recovered: int = 0
     runs_pruned: int = 0
+    runs_queued: int = 0
+    """Runs on the queue when the tick returns (with their fire time as ETA).
+
+    Where a dispatcher thread holds runs until their fire time, 0.
+    """
     seconds: float = 0.0
 
 
@@ -86,7 +91,7 @@ def _plan_due_jobs(
         )
         summary.jobs += claimed
         summary.runs_created += len(due)
-        runtime.dispatcher.hold(due)
+        summary.runs_queued += runtime.dispatcher.hold(due)
         if claimed < settings.tick_batch_size:
             return
 
@@ -98,7 +103,7 @@ def _sweep(runtime: "Runtime", now: datetime, summary: TickSummary) -> None:
     summary.runs_recovered = len(lost)
     if lost:
         log.warning("re-queuing %d runs a worker or the queue lost", len(lost))
-        runtime.dispatcher.hold(lost)
+        summary.runs_queued += runtime.dispatcher.hold(lost)
     if settings.run_retention_days:
         cutoff = now - timedelta(days=settings.run_retention_days)
         summary.runs_pruned = runtime.store.runs.prune(cutoff)

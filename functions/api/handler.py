@@ -1,4 +1,5 @@
-"""API function: the FastAPI app behind API Gateway or a function URL."""
+"""API function: the FastAPI app behind API Gateway (HTTP or REST API) or a
+function URL, through Mangum."""
 
 from mangum import Mangum
 
@@ -10,6 +11,7 @@ from shared.web.app import create_app
 settings = get_settings()
 configure_logging(settings.log_level, settings.log_format)
 # Built once per container and reused by every invocation. Nothing stays up
-# between invocations, so runs go to the queue with their fire time as ETA.
+# between invocations, so runs go to the queue with their fire time as ETA,
+# and no lifespan runs: the app gets this runtime as it is built.
 runtime = build_runtime(settings, dispatch="eta")
 handler = Mangum(create_app(runtime), lifespan="off")

@@ -10,17 +10,15 @@ from shared.settings import get_settings
 
 settings = get_settings()
 configure_logging(settings.log_level, settings.log_format)
+# Built once per container and reused by every invocation.
 runtime = build_runtime(settings, dispatch="eta")
 
-#: Kept free at the end of an invocation: the longest attempt plus a margin.
-RESERVE_SECONDS = 35.0
-#: Used when the platform gives no remaining time (a local call).
+#: The budget of a call that brings no context with the time it has left.
 DEFAULT_BUDGET_SECONDS = 60.0
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Execute due runs until the queue is empty or time runs low."""
+    """Execute due runs until the invocation's time is nearly spent."""
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
     budget = remaining_ms() / 1000 if remaining_ms else DEFAULT_BUDGET_SECONDS
-    reserve = float(event.get("reserve_seconds", RESERVE_SECONDS))
-    return asdict(drain(runtime, budget, reserve))
+    return asdict(drain(runtime, budget))

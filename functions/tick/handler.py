@@ -10,9 +10,11 @@ from shared.tick import tick
 
 settings = get_settings()
 configure_logging(settings.log_level, settings.log_format)
+# Built once per container and reused by every invocation. Runs go to the
+# queue with their fire time as ETA, for the execute function to take.
 runtime = build_runtime(settings, dispatch="eta")
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """One tick; answers what it did."""
+    """One tick; answers the runs it created, queued and recovered."""
     return asdict(tick(runtime))

@@ -1,10 +1,12 @@
-"""Schema migrations with Alembic, run from the CLI (``db upgrade``)."""
+"""Schema migrations with Alembic, run by ``db upgrade`` or the migrate function."""
 
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
+
+from shared.store.engine import create_store_engine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -23,6 +25,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def upgrade_database(url: str) -> str | None:
+    """Bring the database at ``url`` to the latest revision; answers it."""
+    engine = create_store_engine(url)
+    try:
+        upgrade(engine)
+        return current(engine)
+    finally:
+        engine.dispose()
 
 
 def current(engine: Engine) -> str | None:

@@ -58,6 +58,15 @@ class Claim:
     job: Job | None = None
 
 
+class NextAttempt(NamedTuple):
+    """What a worker may know about a run's next attempt before claiming it."""
+
+    job_id: str
+    number: int
+    timeout: float
+    """The job's timeout: the longest the attempt may take."""
+
+
 @dataclass(frozen=True)
 class AttemptRecord:
     """One finished HTTP try, as stored."""
@@ -198,6 +207,17 @@ class RunStore:
             elif decision in ("skipped", "cancelled"):
                 _finish_run(conn, run_id, decision, now)
             return Claim(decision, run, job)
+
+    def next_attempt(self, run_id: str) -> NextAttempt | None:
+        """The job, number and timeout of a run's next attempt; None if gone."""
+        query = (
+            select(runs.c.job_id, runs.c.attempts + 1, jobs.c.timeout_seconds)
+            .join(jobs, jobs.c.id == runs.c.job_id)
+            .where(runs.c.id == run_id)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return NextAttempt(*row) if row else None
 
     def finish_attempt(
         self,

@@ -32,13 +32,13 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        owned = runtime is None
-        app.state.runtime = build_runtime(get_settings()) if owned else runtime
-        if owned:
-            app.state.runtime.start()
+        if runtime is not None:
+            yield
+            return
+        app.state.runtime = build_runtime(get_settings())
+        app.state.runtime.start()
         yield
-        if owned:
-            app.state.runtime.close()
+        app.state.runtime.close()
 
     app = FastAPI(
         title="PingPay Scheduler",
@@ -46,6 +46,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         description="Fires HTTP requests on time: cron, one time or every N units.",
         lifespan=lifespan,
     )
+    # Set here, not in the lifespan: a function platform's adapter runs no
+    # lifespan, and the runtime it hands in serves every invocation.
+    if runtime is not None:
+        app.state.runtime = runtime
     app.include_router(jobs_router)
     app.include_router(metrics_router)
     app.include_router(ui_router)
