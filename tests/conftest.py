@@ -66,6 +66,7 @@ class Backend:
     queue_name: str
 
     def settings(self, **overrides) -> Settings:
+        """Test settings: targets on 127.0.0.1 and no API keys are allowed."""
         values = {
             "postgres_url": self.postgres_url,
             "redis_url": self.redis_url,
@@ -73,6 +74,8 @@ class Backend:
             "data_dir": self.data_dir,
             "queue_name": self.queue_name,
             "worker_concurrency": 4,
+            "allow_private_targets": True,
+            "allow_no_auth": True,
         }
         return Settings(_env_file=None, **(values | overrides))
 
@@ -83,6 +86,8 @@ class Backend:
             "QUEUE_NAME": self.queue_name,
             "POSTGRES_URL": self.postgres_url or "",
             "REDIS_URL": self.redis_url or "",
+            "ALLOW_PRIVATE_TARGETS": "true",
+            "ALLOW_NO_AUTH": "true",
         }
         return {key: value for key, value in env.items() if value}
 
