@@ -8,7 +8,7 @@ the test's own).
 
 import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,3 +161,24 @@ def worker(runtime) -> Iterator[Runtime]:
 def client(runtime) -> Iterator[TestClient]:
     with TestClient(create_app(runtime)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def make_client(backend) -> Iterator[Callable[..., TestClient]]:
+    """Makes clients of apps over the test's backend, with settings changed.
+
+    ``make_client(api_keys=[KEY])`` is a client of an app that needs a key.
+    """
+    opened: list[tuple[Runtime, TestClient]] = []
+
+    def make(**overrides) -> TestClient:
+        runtime = build_runtime(backend.settings(**overrides))
+        runtime.start()
+        test_client = TestClient(create_app(runtime)).__enter__()
+        opened.append((runtime, test_client))
+        return test_client
+
+    yield make
+    for runtime, test_client in reversed(opened):
+        test_client.__exit__(None, None, None)
+        runtime.close()
