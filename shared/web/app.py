@@ -1,6 +1,7 @@
 """The FastAPI application: routes, error answers and the process's runtime."""
 
 import logging
+import math
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -8,6 +9,8 @@ from typing import Any
 import redis
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from shared.definitions import normalise_schedule
@@ -187,6 +190,13 @@ def _add_error_answers(app: FastAPI) -> None:
     async def conflict(_request: Request, error: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=409)
 
+    @app.exception_handler(RequestValidationError)
+    async def malformed(
+        _request: Request, error: RequestValidationError
+    ) -> JSONResponse:
+        detail = [_validation_problem(problem) for problem in error.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
     @app.exception_handler(InvalidFields)
     async def invalid(_request: Request, error: InvalidFields) -> JSONResponse:
         detail = [
@@ -227,7 +237,26 @@ def _unavailable(error: Unavailable) -> JSONResponse:
     )
 
 
+def _validation_problem(problem: dict[str, Any]) -> dict[str, Any]:
+    """One of FastAPI's validation errors, echoing its input only if plain.
+
+    The input can be the whole body: nested too deep to answer, holding NaN
+    (no JSON), or holding header values that are credentials. The location
+    and the message say what is wrong without it.
+    """
+    answer = {name: problem[name] for name in ("type", "loc", "msg")}
+    if _is_plain(problem.get("input")):
+        answer["input"] = problem.get("input")
+    if "ctx" in problem:
+        answer["ctx"] = {k: _jsonable(v) for k, v in problem["ctx"].items()}
+    return jsonable_encoder(answer)
+
+
+def _is_plain(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, str | int | bool)
+
+
 def _jsonable(value: object) -> object:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
+    return value if _is_plain(value) else str(value)

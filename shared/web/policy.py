@@ -21,6 +21,10 @@ from shared.targets import TargetRefused, TargetRule
 
 Problems = list[tuple[str, str, object]]
 
+# JSON nested deeper than this is refused: the API answers a job through
+# pydantic, whose serializer stops near 255 levels, and no webhook needs 100.
+MAX_PAYLOAD_DEPTH = 100
+
 
 class BodyLimit:
     """Answers 413 to a request body larger than ``limit`` bytes.
@@ -122,6 +126,9 @@ def _header_problems(headers: dict[str, str], settings: Settings) -> Problems:
 
 
 def _payload_problems(payload: Any, settings: Settings) -> Problems:
+    if _depth(payload) > MAX_PAYLOAD_DEPTH:
+        return [("payload", f"nested deeper than {MAX_PAYLOAD_DEPTH} levels", None)]
+
     # NaN and Infinity parse as JSON numbers here but are not JSON to a
     # database or a target, so they are refused like any invalid value.
     try:
@@ -134,6 +141,19 @@ def _payload_problems(payload: Any, settings: Settings) -> Problems:
         message = f"larger than {limit} bytes as JSON (MAX_PAYLOAD_BYTES)"
         return [("payload", message, f"{size} bytes")]
     return []
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value``; no recursion, any depth."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _target_problems(target: str, settings: Settings) -> Problems:
