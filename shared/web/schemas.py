@@ -100,8 +100,8 @@ class JobFields(ScheduleFields):
 
     @field_validator("target")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        return check_target(value)
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_target(value)
 
     @field_validator("method", mode="before")
     @classmethod
@@ -110,8 +110,8 @@ class JobFields(ScheduleFields):
 
     @field_validator("headers")
     @classmethod
-    def _header_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, text in value.items():
+    def _header_fields(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for name, text in (value or {}).items():
             check_header(name, text)
         return value
 
