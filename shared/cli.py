@@ -4,6 +4,7 @@ import logging
 
 import click
 import uvicorn
+from pydantic import ValidationError
 
 from shared.logs import configure_logging
 from shared.runtime import build_runtime
@@ -25,7 +26,10 @@ log = logging.getLogger("pingpay.cli")
 @click.group()
 def main() -> None:
     """PingPay Scheduler: fires HTTP requests on time."""
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        raise click.ClickException(_settings_problems(error)) from None
     configure_logging(settings.log_level, settings.log_format)
 
 
@@ -135,6 +139,14 @@ def _require_schema(settings) -> None:
             )
     finally:
         engine.dispose()
+
+
+def _settings_problems(error: ValidationError) -> str:
+    problems = [
+        f"{str(problem['loc'][0]).upper()}: {problem['msg']}"
+        for problem in error.errors()
+    ]
+    return "invalid settings: " + "; ".join(problems)
 
 
 def _require_auth(settings, local_only: bool = False) -> None:

@@ -29,8 +29,13 @@ NAME_COLUMN_LENGTH = 200
 class Settings(BaseSettings):
     """Every setting the service reads, with its default."""
 
+    # Errors name the setting but never echo its value: keys and URLs with
+    # passwords would end up in the logs of whatever started the process.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     postgres_url: str | None = Field(

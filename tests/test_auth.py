@@ -227,3 +227,13 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=1).status_code == 200
     except requests.ConnectionError:
         return False
+
+
+def test_a_bad_key_setting_is_named_without_its_value(tmp_path):
+    result = run_cli("api", env={"DATA_DIR": str(tmp_path), "API_KEYS": "short-secret"})
+
+    assert result.returncode != 0
+    assert "invalid settings: API_KEYS" in result.stderr
+    assert "at least 16 characters" in result.stderr
+    assert "short-secret" not in result.stderr
+    assert "Traceback" not in result.stderr
