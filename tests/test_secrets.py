@@ -6,7 +6,10 @@ from datetime import timedelta
 
 import pytest
 
+from shared.delivery import OutgoingRequest, Sender
+from shared.logs import configure_logging
 from shared.masking import MASK, is_sensitive
+from shared.targets import TargetRule
 from shared.times import iso_z, utcnow
 from tests.helpers import wait_for
 from tests.targets import Reply
@@ -154,3 +157,25 @@ def _everything_logged(records: list[logging.LogRecord]) -> list[str]:
         lines.append(repr(record.args))
         lines.append(repr(record.__dict__))
     return lines
+
+
+def test_debug_logging_leaves_target_urls_out(target_server, capsys):
+    # The service's own logging set-up, writing to the captured stderr.
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, logging.getLogger("urllib3").level
+    configure_logging("DEBUG")
+    path = "/hook/T000/B000/webhook-secret-0006?token=target-secret-0007"
+    try:
+        with Sender(targets=TargetRule(allow_private=True)) as sender:
+            result = sender.send(
+                OutgoingRequest("POST", target_server.url(path), {}, b"{}", 5)
+            )
+            logging.getLogger("pingpay.test").debug("debug lines are written")
+    finally:
+        root.handlers[:], root.level = saved[:2]
+        logging.getLogger("urllib3").setLevel(saved[2])
+
+    logged = capsys.readouterr().err
+    assert result.status_code == 200
+    assert "debug lines are written" in logged
+    assert "webhook-secret" not in logged and "target-secret" not in logged
