@@ -172,7 +172,8 @@ def test_debug_logging_leaves_target_urls_out(target_server, capsys):
             )
             logging.getLogger("pingpay.test").debug("debug lines are written")
     finally:
-        root.handlers[:], root.level = saved[:2]
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
         logging.getLogger("urllib3").setLevel(saved[2])
 
     logged = capsys.readouterr().err
