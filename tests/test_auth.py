@@ -64,6 +64,28 @@ def test_routes_and_apps_added_later_need_a_key_too(keyed):
     assert keyed.get("/ui", headers=bearer(KEY)).text == "dashboard"
 
 
+def test_the_dashboard_may_send_the_key_as_its_cookie_and_nothing_else(keyed):
+    dashboard = APIRouter(prefix="/ui")
+    dashboard.add_api_route("", lambda: {"page": "jobs"})
+    dashboard.add_api_route("/login", lambda: {"page": "login"})
+    keyed.app.include_router(dashboard)
+
+    def get(path: str, key: str) -> int:
+        keyed.cookies.set("pingpay_api_key", key)
+        return keyed.get(path).status_code
+
+    assert get("/ui", KEY) == 200
+    assert get("/ui", "wrong-" + KEY) == 403
+    assert get("/jobs", KEY) == 401
+    keyed.cookies.clear()
+    assert keyed.get("/ui").status_code == 401
+    assert keyed.get("/ui/login").status_code == 200
+    assert (
+        keyed.get("/uix", headers={"Cookie": f"pingpay_api_key={KEY}"}).status_code
+        == 401
+    )
+
+
 def test_either_key_works_plain_or_hashed(keyed):
     for key in (KEY, OTHER_KEY):
         response = keyed.post("/jobs", json=EXAMPLE, headers=bearer(key))

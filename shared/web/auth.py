@@ -9,7 +9,9 @@ the answer's timing nor its text tells which key came close.
 
 The check is an ASGI middleware around the whole application, so every path
 needs a key, including routes and mounted apps added later, except the paths
-in ``OPEN_PATHS``.
+in ``OPEN_PATHS``. A browser cannot add a header to a plain link, so under
+the dashboard's path the key may come instead from the cookie its sign-in
+form sets; nowhere else, so that no other site can act on the API with it.
 """
 
 import hashlib
@@ -19,6 +21,7 @@ import secrets
 from collections.abc import Iterable
 
 from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -26,8 +29,13 @@ from shared.settings import Settings
 
 log = logging.getLogger("pingpay.auth")
 
-#: Paths anyone may reach: the health check says nothing secret.
-OPEN_PATHS = frozenset({"/health"})
+#: The dashboard's pages, where a browser sends the key as a cookie.
+DASHBOARD_PATH = "/ui"
+DASHBOARD_COOKIE = "pingpay_api_key"
+
+#: Paths anyone may reach: the health check says nothing secret, and the
+#: dashboard's sign-in form is where a browser gives its key.
+OPEN_PATHS = frozenset({"/health", "/ui/login", "/ui/logout"})
 
 HASH_PREFIX = "sha256:"
 
@@ -110,7 +118,7 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
 
-        presented = _bearer(Headers(scope=scope).get("authorization"))
+        presented = _presented_key(scope)
         if presented is None:
             log.info("refused %s: no API key", _request_line(scope))
             await _refuse(401, "an API key is required")(scope, receive, send)
@@ -119,6 +127,17 @@ class ApiKeyMiddleware:
             await _refuse(403, "the API key is not valid")(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+def _presented_key(scope: Scope) -> str | None:
+    """The key of the Authorization header, or on the dashboard its cookie."""
+    headers = Headers(scope=scope)
+    key = _bearer(headers.get("authorization"))
+    path = _path(scope)
+    on_dashboard = path == DASHBOARD_PATH or path.startswith(DASHBOARD_PATH + "/")
+    if key is None and on_dashboard:
+        key = cookie_parser(headers.get("cookie", "")).get(DASHBOARD_COOKIE) or None
+    return key
 
 
 def _bearer(value: str | None) -> str | None:
