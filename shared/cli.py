@@ -4,6 +4,7 @@ import logging
 
 import click
 import uvicorn
+from pydantic import ValidationError
 
 from shared import metrics
 from shared.logs import configure_logging
@@ -11,8 +12,15 @@ from shared.remote.commands import jobs, preview
 from shared.runtime import build_runtime
 from shared.settings import get_settings
 from shared.store import migrate
+from shared.targets import literal_address
 from shared.tick import Ticker, tick
 from shared.web.app import create_app
+from shared.web.auth import (
+    AuthNotConfigured,
+    hashed_key,
+    new_key,
+    require_keys_or_opt_out,
+)
 
 log = logging.getLogger("pingpay.cli")
 
@@ -20,7 +28,10 @@ log = logging.getLogger("pingpay.cli")
 @click.group()
 def main() -> None:
     """PingPay Scheduler: fires HTTP requests on time."""
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        raise click.ClickException(_settings_problems(error)) from None
     configure_logging(settings.log_level, settings.log_format)
 
 
@@ -31,6 +42,13 @@ def main() -> None:
 def dev(host: str) -> None:
     """Everything in one process: API, tick and deliveries (on PORT)."""
     settings = get_settings()
+    local_only = _is_loopback(host)
+    _require_auth(settings, local_only)
+    if not settings.api_keys:
+        log.warning(
+            "no API_KEYS: the API takes requests without a key%s",
+            ", so it listens on this machine only" if local_only else "",
+        )
     runtime = build_runtime(settings)
     migrate.upgrade(runtime.store.engine)
     consumer = runtime.queue.consumer(settings.worker_concurrency)
@@ -40,7 +58,7 @@ def dev(host: str) -> None:
     ticker.start()
     log.info("PingPay Scheduler on http://%s:%d (docs at /docs)", host, settings.port)
     try:
-        _serve(create_app(runtime), host, settings.port)
+        _serve(create_app(runtime, local_only), host, settings.port)
     finally:
         ticker.stop()
         consumer.stop(graceful=True)
@@ -52,7 +70,16 @@ def api() -> None:
     """The REST API under uvicorn (HOST, PORT)."""
     settings = get_settings()
     _require_schema(settings)
+    _require_auth(settings)
     _serve(create_app(), settings.host, settings.port)
+
+
+@main.command(name="api-key")
+def api_key() -> None:
+    """Make a new API key, and the hashed form to put in API_KEYS."""
+    key = new_key()
+    click.echo(f"key (give it to the client): {key}")
+    click.echo(f"API_KEYS entry (store this): {hashed_key(key)}")
 
 
 @main.command()
@@ -116,6 +143,26 @@ def _require_schema(settings) -> None:
             )
     finally:
         engine.dispose()
+
+
+def _settings_problems(error: ValidationError) -> str:
+    problems = [
+        f"{str(problem['loc'][0]).upper()}: {problem['msg']}"
+        for problem in error.errors()
+    ]
+    return "invalid settings: " + "; ".join(problems)
+
+
+def _require_auth(settings, local_only: bool = False) -> None:
+    try:
+        require_keys_or_opt_out(settings, local_only)
+    except AuthNotConfigured as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _is_loopback(host: str) -> bool:
+    address = literal_address(host)
+    return host == "localhost" or (address is not None and address.is_loopback)
 
 
 def _serve(app, host: str, port: int) -> None:

@@ -26,6 +26,16 @@ hit an unrelated socket that reused a closed descriptor number. When a pool
 takes a connection back, the connection leaves its deadline, and a
 connection the deadline cut is discarded instead of pooled.
 
+Where the connection goes
+-------------------------
+The same connection classes resolve the host name themselves, check every
+address it resolves to against the target rule (``shared.targets``), and
+connect to a checked address. There is no second lookup for a rebinding name
+to answer differently, and the request still names the host: the Host header,
+the TLS server name and the certificate check all use it. A refused attempt
+sends nothing and fails without retry. A pooled connection is reused only for
+its own host, to the address that was checked when it opened.
+
 Requests go through the adapter rather than ``Session.send``, because even
 with ``allow_redirects=False`` the session reads the whole body of a 3xx
 answer to prepare the next hop, and a redirect with an endless body would
@@ -33,6 +43,7 @@ hold the worker until the deadline.
 
 Limits
 ------
+* Redirects are never followed, so no hop other than the target is reached.
 * Resolving the host name (``getaddrinfo``) cannot be interrupted, so a slow
   DNS server can make an attempt overrun its deadline by the resolver's own
   timeout.
@@ -56,8 +67,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -67,10 +79,18 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.util.connection import allowed_gai_family
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
+
+from shared.targets import TargetRefused, TargetRule
 
 USER_AGENT = "pingpay-scheduler"
 
 _E = TypeVar("_E", bound=BaseException)
+
+AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]
+Resolver = Callable[[str, int], list[AddressInfo]]
+"""Host name and port to ``getaddrinfo`` entries: the address lookup delivery uses."""
 
 _READ_SIZE = 8192
 
@@ -150,6 +170,13 @@ class AttemptResult:
     """The raw ``Retry-After`` header, if the target sent one."""
     location: str | None
     """The raw ``Location`` header of a 3xx answer."""
+    refused: bool = False
+    """True when the target rule forbade the address: nothing was sent."""
+
+
+def system_resolver(host: str, port: int) -> list[AddressInfo]:
+    """The host's addresses from the system resolver, as a connection would get them."""
+    return socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM)
 
 
 class Sender:
@@ -159,10 +186,17 @@ class Sender:
     across runs. Call :meth:`close` when done (or use it as a context manager).
     """
 
-    def __init__(self, max_excerpt_bytes: int = 32768, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        max_excerpt_bytes: int = 32768,
+        pool_size: int = 10,
+        targets: TargetRule | None = None,
+        resolver: Resolver = system_resolver,
+    ) -> None:
         self._max_excerpt_bytes = max_excerpt_bytes
         self._session = _new_session(pool_size)
         self._watchdog = _Watchdog()
+        self._guard = _Guard(targets or TargetRule(), resolver)
 
     def send(self, request: OutgoingRequest) -> AttemptResult:
         """Make one attempt; network and HTTP problems come back as its result."""
@@ -170,11 +204,11 @@ class Sender:
         deadline = self._watchdog.start(request.timeout)
         exchange = _Exchange()
 
-        _current.deadline = deadline
+        _current.deadline, _current.guard = deadline, self._guard
         try:
             self._exchange(request, exchange)
         finally:
-            _current.deadline = None
+            _current.deadline = _current.guard = None
             # The deadline must let go of the connection before the response
             # hands it back to the pool, or the watchdog could cut it there.
             expired = deadline.finish()
@@ -208,6 +242,8 @@ class Sender:
             exchange.truncated = _read_excerpt(
                 exchange.response.raw, self._max_excerpt_bytes, exchange.body
             )
+        except TargetRefused as refusal:
+            exchange.refusal = str(refusal)
         except _EXCHANGE_ERRORS as exc:
             exchange.failure = exc
 
@@ -238,6 +274,8 @@ class _Exchange:
     body: bytearray = field(default_factory=bytearray)
     truncated: bool = False
     failure: BaseException | None = None
+    refusal: str | None = None
+    """Why the target rule forbade the address, when it did."""
 
     def close(self) -> None:
         # Closing without reading the rest drops the connection instead of
@@ -294,6 +332,7 @@ def _result(
         timed_out=timed_out,
         retry_after=_header(response, "Retry-After"),
         location=location,
+        refused=exchange.refusal is not None,
     )
 
 
@@ -303,6 +342,8 @@ def _error(
     timed_out: bool,
     location: str | None,
 ) -> str | None:
+    if exchange.refusal is not None:
+        return f"target refused: {exchange.refusal}"
     if timed_out:
         return f"timed out after {_seconds(request.timeout)} s"
     if exchange.failure is not None:
@@ -408,11 +449,16 @@ def _seconds(value: float) -> str:
 # The deadline machinery -------------------------------------------------------
 
 _current = threading.local()
-"""``deadline``: the deadline of the attempt this thread is making, if any."""
+"""``deadline`` and ``guard`` of the attempt this thread is making, if any."""
 
 
 def _current_deadline() -> _Deadline | None:
     return getattr(_current, "deadline", None)
+
+
+def _current_guard() -> _Guard:
+    # Outside an attempt (never, through a Sender), the default rule applies.
+    return getattr(_current, "guard", None) or _DEFAULT_GUARD
 
 
 class _Deadline:
@@ -550,13 +596,63 @@ def _close_quietly(handle: socket.socket | None) -> None:
         handle.close()
 
 
+# The address guard -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Guard:
+    """Resolves a target's host and lets through only addresses the rule allows."""
+
+    rule: TargetRule
+    resolver: Resolver
+
+    def addresses(self, host: str, port: int) -> list[AddressInfo]:
+        """Every address of ``host``, each checked; TargetRefused if one is not.
+
+        One forbidden address refuses the whole name: a name that also
+        resolves inside the network is not one to trust with a choice.
+        """
+        found = self.resolver(host, port)
+        for *_, sockaddr in found:
+            self.rule.check_address(host, ip_address(sockaddr[0]))
+        return found
+
+
+_DEFAULT_GUARD = _Guard(TargetRule(), system_resolver)
+
+
+def _connect_first(
+    addresses: list[AddressInfo],
+    timeout: float | None | object,
+    source_address: tuple[str, int] | None,
+    options: list[tuple[int, int, int | bytes]] | None,
+) -> socket.socket:
+    """A socket connected to the first of ``addresses`` that answers."""
+    error: OSError = OSError("the host name has no address")
+    for family, kind, proto, _, sockaddr in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            for option in options or ():
+                sock.setsockopt(*option)
+            if timeout is not _DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)  # type: ignore[arg-type]
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error
+
+
 class _WatchedHTTPConnection(HTTPConnection):
-    """A connection that the current attempt's deadline can cut."""
+    """A connection to a checked address that the attempt's deadline can cut."""
 
     attempt_deadline: _Deadline | None = None
 
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
+        sock = self._connect_checked()
         deadline = _current_deadline()
         if deadline is None:
             return sock
@@ -569,6 +665,29 @@ class _WatchedHTTPConnection(HTTPConnection):
             sock.close()
             raise
         return sock
+
+    def _connect_checked(self) -> socket.socket:
+        """Resolve, check every address, connect to one: no second lookup."""
+        # The lookup uses the host as written, final dot and all (it keeps the
+        # resolver from trying search domains); errors read as urllib3's own.
+        host = self._dns_host.strip("[]")
+        try:
+            addresses = _current_guard().addresses(host, self.port)
+        except socket.gaierror as exc:
+            raise urllib3.exceptions.NameResolutionError(self.host, self, exc) from exc
+
+        try:
+            return _connect_first(
+                addresses, self.timeout, self.source_address, self.socket_options
+            )
+        except TimeoutError as exc:
+            raise urllib3.exceptions.ConnectTimeoutError(
+                self, f"connecting to {self.host} timed out"
+            ) from exc
+        except OSError as exc:
+            raise urllib3.exceptions.NewConnectionError(
+                self, f"failed to connect: {exc}"
+            ) from exc
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         # A pooled connection already has its socket: join this attempt now.

@@ -14,11 +14,15 @@ class InvalidFields(Exception):
     """Request fields that are each valid alone but wrong together.
 
     ``problems`` holds ``(field, message, value)`` triples, answered as a 422
-    in the same shape as FastAPI's own validation errors.
+    in the same shape as FastAPI's own validation errors; ``location`` says
+    where the fields are (``body`` or ``query``).
     """
 
-    def __init__(self, problems: list[tuple[str, str, object]]) -> None:
+    def __init__(
+        self, problems: list[tuple[str, str, object]], location: str = "body"
+    ) -> None:
         self.problems = problems
+        self.location = location
         super().__init__("; ".join(f"{field}: {msg}" for field, msg, _ in problems))
 
 

@@ -27,6 +27,9 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     # Huey logs every task it receives and finishes; ours says more, once.
     logging.getLogger("huey").setLevel(max(root.level, logging.WARNING))
+    # urllib3's debug lines quote each target's URL, whose path or query can
+    # hold a credential (a webhook token); ours name the job instead.
+    logging.getLogger("urllib3").setLevel(max(root.level, logging.WARNING))
 
 
 def formatter(fmt: str) -> logging.Formatter:

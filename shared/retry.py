@@ -8,6 +8,8 @@ The rules, from the API contract:
 
 * a 2xx answer succeeds the run;
 * a network error, a timeout, 408, 429 and 5xx are retried;
+* an attempt the target rule refused (``AttemptResult.refused``) fails the
+  run at once: the address will not become allowed by waiting;
 * any other status fails the run at once. That includes 3xx, because
   redirects are not followed: following one would turn the POST into a GET
   without the payload and report the target's 200 as a success;
@@ -173,6 +175,9 @@ def _succeeded(result: AttemptResult) -> bool:
 
 
 def _retryable(result: AttemptResult) -> bool:
+    if result.refused:
+        return False
+
     code = result.status_code
     if result.timed_out or code is None:
         return True

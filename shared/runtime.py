@@ -11,6 +11,7 @@ from shared.execution import execute_run
 from shared.queue import Queue, create_huey
 from shared.settings import Settings
 from shared.store import Store
+from shared.targets import TargetRule
 
 log = logging.getLogger("pingpay.runtime")
 
@@ -48,6 +49,7 @@ def build_runtime(settings: Settings, dispatch: DispatchMode = "thread") -> Runt
     sender = Sender(
         max_excerpt_bytes=settings.max_excerpt_bytes,
         pool_size=settings.worker_concurrency,
+        targets=TargetRule.from_settings(settings),
     )
     runtime = Runtime(
         settings, store, queue, dispatcher_class(queue, store.runs), sender

@@ -527,6 +527,8 @@ def _add_steps(wall: datetime, interval: str, count: int) -> datetime:
 
     months = count * 12 if interval == "year" else count
     year, month_index = divmod(wall.year * 12 + wall.month - 1 + months, 12)
+    if year > MAXYEAR:
+        raise OverflowError(f"year {year} is beyond the years datetime holds")
     day = min(wall.day, monthrange(year, month_index + 1)[1])
     return wall.replace(year=year, month=month_index + 1, day=day)
 
@@ -579,7 +581,11 @@ class Schedule:
             # start_at is inclusive: search from just before it.
             after = self.start_at - timedelta(microseconds=1)
 
-        fire = self._fire_after(after)
+        try:
+            fire = self._fire_after(after)
+        except OverflowError:
+            # The search ran past the years datetime holds (1 to 9999).
+            return None
         if fire is None or (self.end_at is not None and fire > self.end_at):
             return None
         return fire

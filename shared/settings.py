@@ -6,19 +6,36 @@ service runs embedded: SQLite files under ``DATA_DIR`` hold the jobs and the
 queue.
 """
 
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.targets import allowlist_entry
+
+#: A hashed API key as configured: ``sha256:`` and the hex digest of the key.
+HASHED_KEY = re.compile(r"sha256:[0-9a-f]{64}")
+
+#: Plain keys shorter than this are refused: a guessable key is no key.
+MIN_KEY_LENGTH = 16
+
+#: The jobs table's name column holds this many characters.
+NAME_COLUMN_LENGTH = 200
 
 
 class Settings(BaseSettings):
     """Every setting the service reads, with its default."""
 
+    # Errors name the setting but never echo its value: keys and URLs with
+    # passwords would end up in the logs of whatever started the process.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     postgres_url: str | None = Field(
@@ -109,6 +126,65 @@ class Settings(BaseSettings):
         description="How long a worker retries writing an attempt's outcome "
         "while the database does not answer.",
     )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated API keys, each plain or sha256:<hex digest>.",
+    )
+    allow_no_auth: bool = Field(
+        False, description="Let `api` serve without API keys: anyone may use it."
+    )
+    allow_private_targets: bool = Field(
+        False, description="Let targets point at private and internal addresses."
+    )
+    target_allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated hosts or networks a target may point at "
+        "although they are private.",
+    )
+    max_request_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body the API reads."
+    )
+    max_payload_bytes: int = Field(
+        262_144, ge=0, description="Largest job payload, as JSON."
+    )
+    max_job_headers: int = Field(50, ge=0, description="Most headers one job sends.")
+    max_header_bytes: int = Field(
+        8192, ge=1, description="Largest job header, name and value together."
+    )
+    max_name_length: int = Field(
+        NAME_COLUMN_LENGTH,
+        ge=1,
+        le=NAME_COLUMN_LENGTH,
+        description="Longest job name, in characters.",
+    )
+    max_description_length: int = Field(
+        2000, ge=0, description="Longest job description, in characters."
+    )
+    max_page_size: int = Field(
+        1000, ge=1, description="Most items one page of a list may hold."
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        return _comma_separated(value)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for key in keys:
+            _check_key(key.get_secret_value())
+        return keys
+
+    @field_validator("target_allowlist", mode="before")
+    @classmethod
+    def _split_allowlist(cls, value: object) -> object:
+        return _comma_separated(value)
+
+    @field_validator("target_allowlist")
+    @classmethod
+    def _check_allowlist(cls, entries: list[str]) -> list[str]:
+        return [str(allowlist_entry(entry)) for entry in entries]
 
     @model_validator(mode="after")
     def _normalise_urls(self) -> "Settings":
@@ -135,6 +211,26 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when neither PostgreSQL nor Redis is configured."""
         return not self.postgres_url and not self.redis_url
+
+
+def _comma_separated(value: object) -> object:
+    """A comma-separated setting as a list, without blanks; lists pass as they are."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _check_key(key: str) -> None:
+    """Refuse a malformed hashed key, or a plain key short enough to guess."""
+    if key.startswith("sha256:"):
+        if not HASHED_KEY.fullmatch(key):
+            raise ValueError("a hashed key is sha256: and 64 lowercase hex digits")
+        return
+    if len(key) < MIN_KEY_LENGTH:
+        raise ValueError(
+            f"a plain key must be at least {MIN_KEY_LENGTH} characters "
+            "(`pingpay-scheduler api-key` makes one)"
+        )
 
 
 def _sqlalchemy_postgres_url(url: str) -> str:

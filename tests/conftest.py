@@ -8,7 +8,7 @@ the test's own).
 
 import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +68,7 @@ class Backend:
     queue_name: str
 
     def settings(self, **overrides) -> Settings:
+        """Test settings: targets on 127.0.0.1 and no API keys are allowed."""
         values = {
             "postgres_url": self.postgres_url,
             "redis_url": self.redis_url,
@@ -75,6 +76,8 @@ class Backend:
             "data_dir": self.data_dir,
             "queue_name": self.queue_name,
             "worker_concurrency": 4,
+            "allow_private_targets": True,
+            "allow_no_auth": True,
         }
         return Settings(_env_file=None, **(values | overrides))
 
@@ -85,6 +88,8 @@ class Backend:
             "QUEUE_NAME": self.queue_name,
             "POSTGRES_URL": self.postgres_url or "",
             "REDIS_URL": self.redis_url or "",
+            "ALLOW_PRIVATE_TARGETS": "true",
+            "ALLOW_NO_AUTH": "true",
         }
         return {key: value for key, value in env.items() if value}
 
@@ -202,3 +207,24 @@ def private_redis(tmp_path):
     redis = PrivateRedis(tmp_path)
     yield redis
     redis.stop()
+
+
+@pytest.fixture
+def make_client(backend) -> Iterator[Callable[..., TestClient]]:
+    """Makes clients of apps over the test's backend, with settings changed.
+
+    ``make_client(api_keys=[KEY])`` is a client of an app that needs a key.
+    """
+    opened: list[tuple[Runtime, TestClient]] = []
+
+    def make(**overrides) -> TestClient:
+        runtime = build_runtime(backend.settings(**overrides))
+        runtime.start()
+        test_client = TestClient(create_app(runtime)).__enter__()
+        opened.append((runtime, test_client))
+        return test_client
+
+    yield make
+    for runtime, test_client in reversed(opened):
+        test_client.__exit__(None, None, None)
+        runtime.close()

@@ -18,6 +18,7 @@ body one byte at a time, send a huge body, or a body that never ends.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -69,9 +70,12 @@ class Received:
 
 
 class TargetServer:
-    """A ThreadingHTTPServer on 127.0.0.1 with a free port, in its own thread."""
+    """A ThreadingHTTPServer on 127.0.0.1 with a free port, in its own thread.
 
-    def __init__(self) -> None:
+    With ``tls``, a context holding the server's certificate, it speaks HTTPS.
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self._lock = threading.Condition()
         self._scripts: dict[str, list[Reply]] = {}
         self._received: list[Received] = []
@@ -79,6 +83,9 @@ class TargetServer:
 
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.target = self
+        self.scheme = "https" if tls else "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.01},
@@ -88,9 +95,13 @@ class TargetServer:
         self._thread.start()
 
     @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        host = self._server.server_address[0]
+        return f"{self.scheme}://{host}:{self.port}"
 
     def url(self, path: str = "/") -> str:
         return self.base_url + path

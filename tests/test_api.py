@@ -236,7 +236,7 @@ def test_unknown_ids_are_404(client):
         ({"interval": "fortnight"}, "interval", ""),
         ({"method": "TRACE"}, "method", ""),
         ({"name": ""}, "name", ""),
-        ({"headers": {"X-Evil": "a\r\nInjected: yes"}}, "headers", "line break"),
+        ({"headers": {"X-Evil": "a\r\nInjected: yes"}}, "headers", "control"),
         ({"retry": {"max_attempts": 0}}, "max_attempts", ""),
         ({"timeout_seconds": 0}, "timeout_seconds", ""),
         (

@@ -64,6 +64,8 @@ def test_dev_serves_the_api_and_stops_on_ctrl_c(tmp_path):
         _, stderr = process.communicate(timeout=20)
     assert process.returncode == 0, stderr
     assert (tmp_path / "jobs.db").exists()
+    assert "no API_KEYS" in stderr
+    assert "so it listens on this machine only" in stderr
 
 
 def _get(url: str):

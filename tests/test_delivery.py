@@ -11,6 +11,7 @@ import pytest
 
 from shared.delivery import AttemptResult, OutgoingRequest, Sender
 from shared.retry import RetryPolicy, decide
+from shared.targets import TargetRule
 from shared.times import utcnow
 from tests import targets
 from tests.targets import Reply, TargetServer
@@ -22,10 +23,13 @@ target_server = targets.target_server
 POLICY = RetryPolicy(max_attempts=4, backoff_seconds=2, jitter=0)
 SECRET = "Bearer s3cr3t-token"
 
+# The targets here listen on 127.0.0.1.
+LOCAL = TargetRule(allow_private=True)
+
 
 @pytest.fixture
 def sender() -> Iterator[Sender]:
-    with Sender() as sender:
+    with Sender(targets=LOCAL) as sender:
         yield sender
 
 
@@ -241,7 +245,7 @@ def test_an_endless_body_is_cut_to_the_excerpt(sender, target_server):
 def test_a_body_that_fills_the_excerpt_exactly_is_whole(target_server):
     target_server.reply("/hook", Reply(200, body=b"y" * 100))
 
-    with Sender(max_excerpt_bytes=100) as sender:
+    with Sender(max_excerpt_bytes=100, targets=LOCAL) as sender:
         result = sender.send(post(target_server.url("/hook")))
 
     assert result.excerpt == "y" * 100
@@ -251,7 +255,7 @@ def test_a_body_that_fills_the_excerpt_exactly_is_whole(target_server):
 def test_the_cut_never_splits_a_character(target_server):
     target_server.reply("/hook", Reply(200, body="é".encode() * 100))
 
-    with Sender(max_excerpt_bytes=51) as sender:
+    with Sender(max_excerpt_bytes=51, targets=LOCAL) as sender:
         result = sender.send(post(target_server.url("/hook")))
 
     assert result.excerpt == "é" * 25
@@ -320,7 +324,7 @@ def test_twenty_attempts_at_once_each_get_their_own_answer(target_server):
     def attempt(n: int) -> AttemptResult:
         return sender.send(post(target_server.url(f"/hook/{n}"), timeout=1))
 
-    with Sender(pool_size=20) as sender, ThreadPoolExecutor(20) as pool:
+    with Sender(pool_size=20, targets=LOCAL) as sender, ThreadPoolExecutor(20) as pool:
         started = time.monotonic()
         results = list(pool.map(attempt, range(20)))
         elapsed = time.monotonic() - started
@@ -336,7 +340,7 @@ def test_twenty_attempts_at_once_each_get_their_own_answer(target_server):
 
 
 def test_a_closed_sender_refuses_to_send(target_server):
-    sender = Sender()
+    sender = Sender(targets=LOCAL)
     sender.close()
 
     with pytest.raises(RuntimeError, match="closed"):
@@ -353,7 +357,7 @@ def test_server_helper_waits_for_requests(sender, target_server: TargetServer):
 
 
 def test_closing_the_sender_stops_its_watchdog(target_server):
-    sender = Sender()
+    sender = Sender(targets=LOCAL)
     sender.send(post(target_server.url("/hook")))
 
     sender.close()

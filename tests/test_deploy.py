@@ -9,6 +9,7 @@ Procfile against the commands, settings and routes of the service, and the
 API's health check by running it against a real API.
 """
 
+import hashlib
 import re
 import socket
 import subprocess
@@ -36,6 +37,8 @@ from tests.helpers import process_env, wait_for
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
 SETTINGS = {name.upper() for name in Settings.model_fields}
+#: An API_KEYS entry for running the API as deployed: the SHA-256 of a key.
+TEST_KEY_ENTRY = "sha256:" + hashlib.sha256(b"deploy-test-key-0123456789").hexdigest()
 
 
 def is_command(words: list[str]) -> bool:
@@ -53,7 +56,7 @@ def is_command(words: list[str]) -> bool:
 
 
 def served_paths() -> set[str]:
-    paths = create_app().openapi()["paths"]
+    paths = create_app(local_only=True).openapi()["paths"]
     return {path for path, operations in paths.items() if "get" in operations}
 
 
@@ -102,7 +105,7 @@ def test_every_handler_imports_in_a_fresh_process(template, tmp_path):
     )
     result = subprocess.run(
         [sys.executable, "-c", check, *modules],
-        env=process_env(DATA_DIR=str(tmp_path)),
+        env=process_env(DATA_DIR=str(tmp_path), API_KEYS=TEST_KEY_ENTRY),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -225,9 +228,14 @@ def compose() -> dict:
 
 
 def interpolated(values: dict[str, str]) -> dict[str, str]:
-    """Values as compose fills them with no variable set: ``${NAME:-default}``."""
-    pattern = re.compile(r"\$\{[A-Z_]+:-([^}]*)\}")
-    return {key: pattern.sub(r"\1", str(value)) for key, value in values.items()}
+    """Values as compose fills them: defaults for ``${NAME:-default}``, and
+    a test key for ``${API_KEYS:?...}``, the one variable compose requires."""
+    default = re.compile(r"\$\{[A-Z_]+:-([^}]*)\}")
+    required_key = re.compile(r"\$\{API_KEYS:\?[^}]*\}")
+    return {
+        key: required_key.sub(TEST_KEY_ENTRY, default.sub(r"\1", str(value)))
+        for key, value in values.items()
+    }
 
 
 def test_compose_runs_the_whole_stack_from_one_image(compose):
@@ -289,7 +297,12 @@ def test_compose_health_check_passes_against_a_running_api(compose, tmp_path):
 @contextmanager
 def running_api(data_dir: Path, port: int) -> Iterator[None]:
     """``pingpay-scheduler api`` on ``port``, embedded, while the block runs."""
-    env = process_env(DATA_DIR=str(data_dir), PORT=str(port), HOST="127.0.0.1")
+    env = process_env(
+        DATA_DIR=str(data_dir),
+        PORT=str(port),
+        HOST="127.0.0.1",
+        API_KEYS=TEST_KEY_ENTRY,
+    )
     cli = [sys.executable, "-m", "shared.cli"]
     subprocess.run(
         [*cli, "db", "upgrade"], env=env, cwd=data_dir, check=True, timeout=60

@@ -145,7 +145,10 @@ def test_recovered_runs_are_counted():
 
 def test_a_queue_that_does_not_answer_leaves_the_scrape_working(tmp_path):
     settings = Settings(
-        _env_file=None, data_dir=tmp_path, redis_url="redis://127.0.0.1:9/0"
+        _env_file=None,
+        data_dir=tmp_path,
+        redis_url="redis://127.0.0.1:9/0",
+        allow_no_auth=True,
     )
     runtime = build_runtime(settings)
     migrate.upgrade(runtime.store.engine)

@@ -36,6 +36,7 @@ def test_a_database_that_does_not_answer_is_a_503(tmp_path):
         _env_file=None,
         postgres_url=f"postgresql://postgres@{NOBODY}/nothing",
         data_dir=tmp_path,
+        allow_no_auth=True,
     )
     with api(settings) as client:
         health = client.get("/health")
@@ -52,7 +53,10 @@ def test_a_database_that_does_not_answer_is_a_503(tmp_path):
 
 def test_a_queue_that_does_not_answer_is_a_503_on_health_only(tmp_path):
     settings = Settings(
-        _env_file=None, redis_url=f"redis://{NOBODY}/0", data_dir=tmp_path
+        _env_file=None,
+        redis_url=f"redis://{NOBODY}/0",
+        data_dir=tmp_path,
+        allow_no_auth=True,
     )
     engine = create_store_engine(settings.database_url)
     migrate.upgrade(engine)

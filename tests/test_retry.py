@@ -1,6 +1,7 @@
 """The retry policy, with fixed instants and no network."""
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -240,3 +241,12 @@ def test_jittered_retry_stays_within_bounds():
 def test_a_policy_that_makes_no_sense_is_refused(fields):
     with pytest.raises(ValueError):
         RetryPolicy(**fields)
+
+
+def test_a_refused_target_fails_at_once_saying_why():
+    reason = "target refused: hooks.example.test resolves to a private address"
+    refused = replace(answer(None, error=reason), refused=True)
+
+    decision = decide(refused, 1, STEADY, T0)
+
+    assert decision == Decision("failed", None, reason)

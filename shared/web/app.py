@@ -1,6 +1,7 @@
 """The FastAPI application: routes, error answers and the process's runtime."""
 
 import logging
+import math
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -8,27 +9,46 @@ from typing import Any
 import redis
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from shared.definitions import preview_fire_times
 from shared.errors import Conflict, InvalidFields, NotFound, Unavailable
 from shared.runtime import Runtime, build_runtime
 from shared.schedules import ScheduleError
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 from shared.times import utcnow
+from shared.web.auth import (
+    OPEN_PATHS,
+    ApiKeyMiddleware,
+    KeyRing,
+    require_keys_or_opt_out,
+)
 from shared.web.jobs import router as jobs_router
 from shared.web.metrics import router as metrics_router
+from shared.web.policy import BodyLimit
 from shared.web.schemas import Health, PreviewRequest, PreviewResponse
 from shared.web.ui import router as ui_router
 
 log = logging.getLogger("pingpay.api")
 
+_ERROR_BODY = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}},
+    "required": ["detail"],
+}
 
-def create_app(runtime: Runtime | None = None) -> FastAPI:
+
+def create_app(runtime: Runtime | None = None, local_only: bool = False) -> FastAPI:
     """The API over ``runtime``, or over one it builds from the settings.
 
     A runtime handed in belongs to the caller, who starts and closes it.
+    Without API keys the app is refused (AuthNotConfigured) unless the
+    settings allow no auth or ``local_only`` says only this machine reaches it.
     """
+    settings = runtime.settings if runtime else get_settings()
+    require_keys_or_opt_out(settings, local_only)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -54,7 +74,12 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(ui_router)
     app.add_api_route(
-        "/health", health, methods=["GET"], response_model=Health, tags=["service"]
+        "/health",
+        health,
+        methods=["GET"],
+        response_model=Health,
+        responses={503: {"model": Health, "description": "A dependency is down"}},
+        tags=["service"],
     )
     app.add_api_route(
         "/schedules/preview",
@@ -64,7 +89,63 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         tags=["schedules"],
     )
     _add_error_answers(app)
+    _guard(app, settings)
     return app
+
+
+def _guard(app: FastAPI, settings: Settings) -> None:
+    """Put the key check and the body limit around every path, and document them."""
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    keys = KeyRing.from_settings(settings)
+    if keys:
+        # Added last, so it runs first: a request without a key is not read.
+        app.add_middleware(ApiKeyMiddleware, keys=keys)
+    _document_guard(app, keys_required=bool(keys))
+
+
+def _document_guard(app: FastAPI, keys_required: bool) -> None:
+    """Add the answers the middleware and error handlers give to the OpenAPI doc."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for path, operations in schema["paths"].items():
+                secured = keys_required and path not in OPEN_PATHS
+                for operation in operations.values():
+                    _add_answers(operation, secured)
+            if keys_required:
+                schemes = schema.setdefault("components", {})
+                schemes.setdefault("securitySchemes", {})["apiKey"] = {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "One of the keys in API_KEYS.",
+                }
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def _add_answers(operation: dict[str, Any], secured: bool) -> None:
+    answers = {"503": "The database or the queue is down"}
+    if "requestBody" in operation:
+        answers |= {
+            "400": "The body could not be read",
+            "413": "The body is larger than MAX_REQUEST_BYTES",
+        }
+    if secured:
+        operation["security"] = [{"apiKey": []}]
+        answers |= {"401": "No API key", "403": "A wrong API key"}
+
+    responses = operation.setdefault("responses", {})
+    for status, description in answers.items():
+        responses.setdefault(
+            status,
+            {
+                "description": description,
+                "content": {"application/json": {"schema": _ERROR_BODY}},
+            },
+        )
 
 
 def health(request: Request) -> JSONResponse:
@@ -109,12 +190,19 @@ def _add_error_answers(app: FastAPI) -> None:
     async def conflict(_request: Request, error: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=409)
 
+    @app.exception_handler(RequestValidationError)
+    async def malformed(
+        _request: Request, error: RequestValidationError
+    ) -> JSONResponse:
+        detail = [_validation_problem(problem) for problem in error.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
     @app.exception_handler(InvalidFields)
     async def invalid(_request: Request, error: InvalidFields) -> JSONResponse:
         detail = [
             {
                 "type": "value_error",
-                "loc": ["body", field],
+                "loc": [error.location, field],
                 "msg": message,
                 "input": _jsonable(value),
             }
@@ -149,7 +237,26 @@ def _unavailable(error: Unavailable) -> JSONResponse:
     )
 
 
+def _validation_problem(problem: dict[str, Any]) -> dict[str, Any]:
+    """One of FastAPI's validation errors, echoing its input only if plain.
+
+    The input can be the whole body: nested too deep to answer, holding NaN
+    (no JSON), or holding header values that are credentials. The location
+    and the message say what is wrong without it.
+    """
+    answer = {name: problem[name] for name in ("type", "loc", "msg")}
+    if _is_plain(problem.get("input")):
+        answer["input"] = problem.get("input")
+    if "ctx" in problem:
+        answer["ctx"] = {k: _jsonable(v) for k, v in problem["ctx"].items()}
+    return jsonable_encoder(answer)
+
+
+def _is_plain(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, str | int | bool)
+
+
 def _jsonable(value: object) -> object:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
+    return value if _is_plain(value) else str(value)

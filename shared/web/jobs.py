@@ -13,16 +13,31 @@ from shared.definitions import (
     rescheduled,
 )
 from shared.errors import Conflict, NotFound
+from shared.masking import unmasked
 from shared.planning import schedule_of
 from shared.runtime import Runtime
 from shared.tick import tick
 from shared.times import utcnow
 from shared.web.pages import decode_cursor, link_next, split_page
-from shared.web.schemas import Job, JobChanges, JobFields, Run, RunDetail
+from shared.web.policy import check_job, page_size
+from shared.web.schemas import (
+    ErrorMessage,
+    Job,
+    JobChanges,
+    JobFields,
+    Run,
+    RunDetail,
+)
 from shared.web.views import merged_definition, run_view
 
 router = APIRouter(tags=["jobs"])
 JobStatus = Literal["active", "inactive", "failed", "completed"]
+PageLimit = Annotated[
+    int | None, Query(ge=1, description="Items per page, at most MAX_PAGE_SIZE.")
+]
+
+#: The answer of a route that looks up a job or run by its id.
+UNKNOWN_ID = {404: {"model": ErrorMessage, "description": "No such id"}}
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -33,7 +48,9 @@ def runtime_of(request: Request) -> Runtime:
 def create_job(body: JobFields, request: Request) -> dict[str, Any]:
     """Create a job; it fires at its schedule's first fire time after now."""
     runtime, now = runtime_of(request), utcnow()
-    fields = normalise_schedule(body.model_dump(), now, future_required=True)
+    fields = body.model_dump()
+    check_job(fields, runtime.settings)
+    fields = normalise_schedule(fields, now, future_required=True)
     job = runtime.store.jobs.insert(new_job(fields, now))
     return _schedule_if_due(runtime, job)
 
@@ -43,28 +60,32 @@ def list_jobs(
     request: Request,
     response: Response,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: PageLimit = None,
     cursor: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Jobs in creation order; a ``Link`` header points at the next page."""
-    store = runtime_of(request).store
-    rows = store.jobs.page(status_, limit + 1, decode_cursor(cursor))
+    """Jobs in creation order, 100 a page; ``Link`` points at the next page."""
+    runtime = runtime_of(request)
+    limit = page_size(limit, 100, runtime.settings)
+    rows = runtime.store.jobs.page(status_, limit + 1, decode_cursor(cursor))
     page, next_cursor = split_page(rows, limit, job_position)
     link_next(request, response, next_cursor)
     return page
 
 
-@router.get("/jobs/{job_id}", response_model=Job)
+@router.get("/jobs/{job_id}", response_model=Job, responses=UNKNOWN_ID)
 def get_job(job_id: str, request: Request) -> dict[str, Any]:
     return _existing(runtime_of(request), job_id)
 
 
-@router.put("/jobs/{job_id}", response_model=Job)
+@router.put("/jobs/{job_id}", response_model=Job, responses=UNKNOWN_ID)
 def replace_job(job_id: str, body: JobFields, request: Request) -> dict[str, Any]:
     """Replace a job's definition; runs not yet started are cancelled."""
     runtime, now = runtime_of(request), utcnow()
     current = _existing(runtime, job_id)
-    fields = normalise_schedule(body.model_dump(), now, future_required=True)
+    fields = body.model_dump()
+    fields["headers"] = unmasked(fields["headers"], current["headers"])
+    check_job(fields, runtime.settings)
+    fields = normalise_schedule(fields, now, future_required=True)
     values = rescheduled(fields, now) | {
         "status": _status_after_redefinition(current),
         "updated_at": now,
@@ -72,14 +93,17 @@ def replace_job(job_id: str, body: JobFields, request: Request) -> dict[str, Any
     return _save(runtime, job_id, values, cancel_runs=True)
 
 
-@router.patch("/jobs/{job_id}", response_model=Job)
+@router.patch("/jobs/{job_id}", response_model=Job, responses=UNKNOWN_ID)
 def change_job(job_id: str, body: JobChanges, request: Request) -> dict[str, Any]:
     """Change some fields; a changed schedule starts again from now."""
     runtime, now = runtime_of(request), utcnow()
     current = _existing(runtime, job_id)
     changes = body.model_dump(exclude_unset=True)
+    if changes.get("headers") is not None:
+        changes["headers"] = unmasked(changes["headers"], current["headers"])
     merged = JobFields.model_validate(merged_definition(current, changes))
     merged = merged.model_dump()
+    check_job(merged, runtime.settings)
     schedule_changed = any(name in changes for name in SCHEDULE_FIELDS)
     fields = normalise_schedule(merged, now, future_required=schedule_changed)
     values = {name: fields[name] for name in changes} | {"updated_at": now}
@@ -89,7 +113,9 @@ def change_job(job_id: str, body: JobChanges, request: Request) -> dict[str, Any
     return _save(runtime, job_id, values, cancel_runs=schedule_changed)
 
 
-@router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=UNKNOWN_ID
+)
 def delete_job(job_id: str, request: Request) -> Response:
     """Delete a job and its history; nothing of it fires afterwards."""
     if not runtime_of(request).store.jobs.delete(job_id):
@@ -97,7 +123,7 @@ def delete_job(job_id: str, request: Request) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/jobs/{job_id}/pause", response_model=Job)
+@router.post("/jobs/{job_id}/pause", response_model=Job, responses=UNKNOWN_ID)
 def pause_job(job_id: str, request: Request) -> dict[str, Any]:
     """Stop firing: the job becomes inactive and its waiting runs are cancelled."""
     runtime, now = runtime_of(request), utcnow()
@@ -106,7 +132,12 @@ def pause_job(job_id: str, request: Request) -> dict[str, Any]:
     return _save(runtime, job_id, values, cancel_runs=True)
 
 
-@router.post("/jobs/{job_id}/resume", response_model=Job)
+@router.post(
+    "/jobs/{job_id}/resume",
+    response_model=Job,
+    responses=UNKNOWN_ID
+    | {409: {"model": ErrorMessage, "description": "No fire time after now"}},
+)
 def resume_job(job_id: str, request: Request) -> dict[str, Any]:
     """Fire again from the next fire time after now; missed ones are not sent."""
     runtime, now = runtime_of(request), utcnow()
@@ -127,7 +158,10 @@ def resume_job(job_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.post(
-    "/jobs/{job_id}/trigger", status_code=status.HTTP_202_ACCEPTED, response_model=Run
+    "/jobs/{job_id}/trigger",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Run,
+    responses=UNKNOWN_ID,
 )
 def trigger_job(job_id: str, request: Request) -> dict[str, Any]:
     """Run the job now, outside its schedule (which stays as it is)."""
@@ -138,17 +172,18 @@ def trigger_job(job_id: str, request: Request) -> dict[str, Any]:
     return run_view(runtime.store.runs.get(due.id))
 
 
-@router.get("/jobs/{job_id}/runs", response_model=list[Run])
+@router.get("/jobs/{job_id}/runs", response_model=list[Run], responses=UNKNOWN_ID)
 def list_runs(
     job_id: str,
     request: Request,
     response: Response,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    limit: PageLimit = None,
     cursor: str | None = None,
     status_: Annotated[str | None, Query(alias="status")] = None,
 ) -> list[dict[str, Any]]:
-    """The job's runs, newest fire time first; ``Link`` names the next page."""
+    """The job's runs, newest fire time first, 50 a page; ``Link`` for more."""
     runtime = runtime_of(request)
+    limit = page_size(limit, 50, runtime.settings)
     _existing(runtime, job_id)
     rows = runtime.store.runs.page_for_job(
         job_id, limit + 1, decode_cursor(cursor), status_
@@ -158,7 +193,9 @@ def list_runs(
     return [run_view(run) for run in page]
 
 
-@router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"])
+@router.get(
+    "/runs/{run_id}", response_model=RunDetail, tags=["runs"], responses=UNKNOWN_ID
+)
 def get_run(run_id: str, request: Request) -> dict[str, Any]:
     """One run with each of its attempts."""
     run = runtime_of(request).store.runs.get(run_id)

@@ -29,7 +29,7 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         return datetime.fromisoformat(when), str(identifier)
     except (ValueError, TypeError) as error:
         raise InvalidFields(
-            [("cursor", "is not a cursor this API gave", cursor)]
+            [("cursor", "is not a cursor this API gave", cursor)], location="query"
         ) from error
 
 

@@ -8,10 +8,20 @@ live in ``shared.definitions``.
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_serializer,
+    field_validator,
+)
+from requests.exceptions import RequestException
+from urllib3.exceptions import LocationParseError
 
+from shared.masking import masked
+from shared.targets import host_of
 from shared.times import iso_z
 
 UtcTime = Annotated[datetime, PlainSerializer(iso_z, return_type=str)]
@@ -19,19 +29,36 @@ ScheduleType = Literal["cron", "specific_time", "recurring"]
 Interval = Literal["minute", "hour", "day", "week", "month", "year"]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# A header value as HTTP allows it: visible characters, spaces and tabs, and
+# Latin-1 beyond ASCII (which is what goes on the wire); no leading blank.
+_HEADER_VALUE = re.compile(r"([\x21-\x7e\x80-\xff][\t\x20-\x7e\x80-\xff]*)?")
 #: Headers the service sets itself or that belong to the connection.
 _RESERVED_HEADERS = {
     "host",
     "content-length",
     "transfer-encoding",
     "connection",
+    "keep-alive",
+    "proxy-connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
     "idempotency-key",
 }
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text columns cannot hold NUL; no field has a use for it.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
 
 
 class RetrySettings(Strict):
@@ -59,12 +86,12 @@ class JobFields(ScheduleFields):
     """A job as clients send it on create and replace."""
 
     name: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=2000)
+    description: str | None = None
     type: Literal["http"] = "http"
     target: str = Field(max_length=2048)
     payload: Any = None
     method: Method = "POST"
-    headers: dict[str, str] = Field(default_factory=dict, max_length=50)
+    headers: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: float = Field(30, gt=0, le=900)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     max_concurrency: int | None = Field(None, ge=1, le=1000)
@@ -73,8 +100,8 @@ class JobFields(ScheduleFields):
 
     @field_validator("target")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        return check_target(value)
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_target(value)
 
     @field_validator("method", mode="before")
     @classmethod
@@ -83,8 +110,8 @@ class JobFields(ScheduleFields):
 
     @field_validator("headers")
     @classmethod
-    def _header_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, text in value.items():
+    def _header_fields(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for name, text in (value or {}).items():
             check_header(name, text)
         return value
 
@@ -93,11 +120,11 @@ class JobChanges(Strict):
     """Some fields of a job (PATCH); the result must be a valid job."""
 
     name: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=2000)
+    description: str | None = None
     target: str | None = Field(None, max_length=2048)
     payload: Any = None
     method: Method | None = None
-    headers: dict[str, str] | None = Field(None, max_length=50)
+    headers: dict[str, str] | None = None
     timeout_seconds: float | None = Field(None, gt=0, le=900)
     retry: RetrySettings | None = None
     max_concurrency: int | None = Field(None, ge=1, le=1000)
@@ -163,6 +190,10 @@ class Job(BaseModel):
     created_at: UtcTime
     updated_at: UtcTime
 
+    @field_serializer("headers")
+    def _masked(self, headers: dict[str, str]) -> dict[str, str]:
+        return masked(headers)
+
 
 class Attempt(BaseModel):
     """One HTTP try of a run."""
@@ -201,6 +232,12 @@ class RunDetail(Run):
     attempts: list[Attempt]
 
 
+class ErrorMessage(BaseModel):
+    """An error answer other than a 422: what went wrong, in words."""
+
+    detail: str
+
+
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     database: str
@@ -209,29 +246,35 @@ class Health(BaseModel):
 
 
 def check_target(value: str) -> str:
-    """An absolute http(s) URL with a host, or a ValueError saying why not."""
-    if any(ch.isspace() for ch in value):
-        raise ValueError("must not contain whitespace")
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as error:
-        raise ValueError(f"is not a valid URL: {error}") from None
-    if parts.scheme not in ("http", "https"):
+    """An absolute http(s) URL with a host, or a ValueError saying why not.
+
+    The URL is read as the sender will read it; whether its address is
+    allowed depends on the settings (``web.policy``).
+    """
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise ValueError("must not contain whitespace or control characters")
+    if not value.lower().startswith(("http://", "https://")):
         raise ValueError("must be an http:// or https:// URL")
-    if not parts.hostname:
+    try:
+        host = host_of(value)
+    except (RequestException, LocationParseError, ValueError):
+        raise ValueError("is not a valid URL") from None
+    if not host:
         raise ValueError("must name a host")
     return value
 
 
 def check_header(name: str, value: str) -> None:
     """Refuse header names and values that would break or forge a request."""
-    if not _TOKEN.match(name):
+    if not _TOKEN.fullmatch(name):
         raise ValueError(f"header name {name!r} is not a valid HTTP token")
     lowered = name.lower()
     if lowered in _RESERVED_HEADERS or lowered.startswith("x-pingpay-"):
-        raise ValueError(f"header {name!r} is set by the scheduler itself")
-    if any(ch in value for ch in "\r\n\0"):
-        raise ValueError(f"header {name!r} has a line break or NUL in its value")
-    if len(value) > 8192:
-        raise ValueError(f"header {name!r} is longer than 8192 characters")
+        raise ValueError(
+            f"header {name!r} is set by the scheduler or belongs to the connection"
+        )
+    if not _HEADER_VALUE.fullmatch(value):
+        raise ValueError(
+            f"header {name!r} has a control character, a leading blank or a "
+            "character beyond Latin-1 in its value"
+        )
