@@ -1,34 +1,30 @@
-"""Fire-time arithmetic: when a schedule fires, computed from instants given to it.
+"""Cron expressions: parsing, matching wall-clock times, and their fire instants.
 
-Nothing here reads the clock, the database or the network; `after` is always an
-argument, so every rule is tested with fixed instants.
+A matching wall-clock time fires by the rules in `zones`: at the first instant
+after a spring-forward gap that skips it, once at the first occurrence of a
+fall-back overlap that repeats it. The exception is cron with `*` or a step
+leading its minute or hour field: such a schedule follows elapsed time, so it
+fires in both occurrences of a repeated hour and not at all in a skipped one.
 
-Time zones follow two rules. A wall-clock time that a spring-forward gap skips
-fires at the first instant after the gap; a wall-clock time that a fall-back
-overlap repeats fires once, at its first occurrence. The exception is cron with
-`*` or a step leading its minute or hour field: such a schedule follows elapsed
-time, so it fires in both occurrences of a repeated hour and not at all in a
-skipped one.
-
-Limit: the zone arithmetic assumes no offset changes by more than three hours
-at once. No zone does so today; around such a change in the past, a cron
-schedule may miss the fires of a repeated stretch.
+Limit: the walk from one wall-clock time to the next relies on the zone
+arithmetic of `zones`, which assumes no offset changes by more than three hours
+at once; around such a change in the past, a cron schedule may miss the fires of
+a repeated stretch.
 """
 
 import re
 from bisect import bisect_left
-from calendar import month_name, monthrange
+from calendar import month_name
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, date, datetime, timedelta
 from functools import lru_cache
 from heapq import heappop, heappush
 from typing import NamedTuple
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from shared.times import as_utc
-
-INTERVALS = ("minute", "hour", "day", "week", "month", "year")
+from shared.schedules.errors import ScheduleError
+from shared.schedules.zones import UTC_KEYS, gap_end, occurrences_of, offsets_near
 
 ONE_MINUTE = timedelta(minutes=1)
 ONE_DAY = timedelta(days=1)
@@ -36,103 +32,6 @@ ONE_DAY = timedelta(days=1)
 # The longest gap between two fire times of a valid expression: a 29 February
 # can be eight years from the next (2096, then 2104).
 _HORIZON_YEARS = 9
-
-# A zone whose offset stays put this long either side of an instant is read
-# with plain arithmetic. It must exceed the largest offset change of any zone
-# in use (two hours, for double summer time).
-_STEADY_SPAN = timedelta(hours=3)
-
-_UTC_KEYS = frozenset({"UTC", "Etc/UTC"})
-
-
-class ScheduleError(ValueError):
-    """An invalid schedule; `field` names the request field at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-# Time zones
-
-
-@lru_cache(maxsize=512)
-def zone(name: str) -> ZoneInfo:
-    """The IANA time zone called `name`."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ScheduleError(
-            "timezone",
-            f"unknown time zone {name!r}; use an IANA name such as Europe/Paris",
-        ) from None
-
-
-def to_utc(value: datetime, tz: ZoneInfo, field: str) -> datetime:
-    """`value` as an aware UTC instant; a naive value is wall-clock time in `tz`.
-
-    A wall-clock time that occurs twice is its first occurrence. One that never
-    occurs (inside a spring-forward gap) is an error on `field`.
-    """
-    if value.tzinfo is not None:
-        return value.astimezone(UTC)
-
-    occurrences = _occurrences(value, tz)
-    if not occurrences:
-        raise ScheduleError(
-            field,
-            f"{value.isoformat()} does not exist in {tz.key} (daylight saving gap)",
-        )
-    return occurrences[0]
-
-
-def _occurrences(wall: datetime, tz: ZoneInfo) -> tuple[datetime, ...]:
-    """The UTC instants at which `tz` shows `wall`: one, two (overlap) or none."""
-    # fold=0 reads the wall with the offset in force before a change, fold=1
-    # with the one after. Before a fall-back the first reading comes first;
-    # before a spring-forward it lands past the gap instead.
-    read_before = wall.replace(tzinfo=tz).astimezone(UTC)
-    read_after = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    if read_before == read_after:
-        return (read_before,)
-    if read_before < read_after:
-        return (read_before, read_after)
-    return ()
-
-
-def _first_instant(wall: datetime, tz: ZoneInfo) -> datetime:
-    """When a fixed wall-clock time fires: its first occurrence, or the gap's end."""
-    occurrences = _occurrences(wall, tz)
-    if occurrences:
-        return occurrences[0]
-    return _gap_end(wall, tz)
-
-
-def _gap_end(wall: datetime, tz: ZoneInfo) -> datetime:
-    """The first instant after the spring-forward gap that swallows `wall`."""
-    # The change lies between the two readings of the wall. Zone rules change
-    # offsets on whole seconds, so halving the interval down to one finds it.
-    low = wall.replace(tzinfo=tz, fold=1).astimezone(UTC).replace(microsecond=0)
-    high = wall.replace(tzinfo=tz).astimezone(UTC).replace(microsecond=0)
-    offset_after_gap = high.astimezone(tz).utcoffset()
-
-    while high - low > timedelta(seconds=1):
-        middle = low + timedelta(seconds=(high - low).total_seconds() // 2)
-        if middle.astimezone(tz).utcoffset() == offset_after_gap:
-            high = middle
-        else:
-            low = middle
-    return high
-
-
-def _offsets_near(tz: ZoneInfo, instant: datetime) -> tuple[timedelta, ...]:
-    """The UTC offsets of `tz` a little before, at and a little after `instant`."""
-    moments = (instant - _STEADY_SPAN, instant, instant + _STEADY_SPAN)
-    return tuple(moment.astimezone(tz).utcoffset() for moment in moments)
-
-
-# Cron expressions
 
 
 class _Field(NamedTuple):
@@ -409,21 +308,21 @@ def _check_some_date(cron: _Cron, expression: str) -> None:
     )
 
 
-def _next_cron_fire(expression: str, tz: ZoneInfo, after: datetime) -> datetime | None:
+def next_cron_fire(expression: str, tz: ZoneInfo, after: datetime) -> datetime | None:
     """The first fire time of a cron expression strictly after UTC `after`."""
     cron = _compile(expression)
-    if tz.key in _UTC_KEYS:
+    if tz.key in UTC_KEYS:
         wall = cron.next_wall(after.replace(tzinfo=None))
         return None if wall is None else wall.replace(tzinfo=UTC)
 
     # Far from any offset change, the next matching wall time is the answer
     # unless it falls in a gap or overlap itself.
-    offsets = _offsets_near(tz, after)
+    offsets = offsets_near(tz, after)
     if offsets[0] == offsets[1] == offsets[2]:
         wall = cron.next_wall(after.astimezone(tz).replace(tzinfo=None))
         if wall is None:
             return None
-        occurrences = _occurrences(wall, tz)
+        occurrences = occurrences_of(wall, tz)
         if len(occurrences) == 1:
             return occurrences[0]
 
@@ -466,190 +365,9 @@ def _instants_of_wall(
     wall: datetime, tz: ZoneInfo, elapsed: bool
 ) -> tuple[datetime, ...]:
     """When one matching wall time fires, under elapsed or fixed-time rules."""
-    occurrences = _occurrences(wall, tz)
+    occurrences = occurrences_of(wall, tz)
     if elapsed:
         return occurrences
     if occurrences:
         return occurrences[:1]
-    return (_gap_end(wall, tz),)
-
-
-# Recurring intervals
-
-_ELAPSED_STEPS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}
-
-
-def _next_elapsed_fire(
-    origin: datetime, first: int, step: timedelta, after: datetime
-) -> datetime:
-    """The first of `origin + k * step` (k >= `first`) strictly after `after`."""
-    index = max(first, (after - origin) // step + 1)
-    return origin + index * step
-
-
-def _next_calendar_fire(
-    origin: datetime,
-    first: int,
-    interval: str,
-    value: int,
-    tz: ZoneInfo,
-    after: datetime,
-) -> datetime:
-    """The first calendar step from `origin` (k >= `first`) strictly after `after`.
-
-    Step k is always counted from the origin's wall time, never from step k - 1,
-    so a day clamped to a short month does not stay clamped.
-    """
-    origin_wall = origin.astimezone(tz).replace(tzinfo=None)
-    after_wall = after.astimezone(tz).replace(tzinfo=None)
-
-    def fire(index: int) -> datetime:
-        if index == 0:
-            return origin
-        wall = _add_steps(origin_wall, interval, index * value)
-        return _first_instant(wall, tz)
-
-    # Estimate k from the calendar, then correct by a step or two.
-    index = max(first, _steps_between(origin_wall, after_wall, interval) // value)
-    while index > first and fire(index - 1) > after:
-        index -= 1
-    while (result := fire(index)) <= after:
-        index += 1
-    return result
-
-
-def _add_steps(wall: datetime, interval: str, count: int) -> datetime:
-    """`wall` moved by `count` calendar units, the day clamped to the month."""
-    if interval == "day":
-        return wall + count * ONE_DAY
-    if interval == "week":
-        return wall + count * 7 * ONE_DAY
-
-    months = count * 12 if interval == "year" else count
-    year, month_index = divmod(wall.year * 12 + wall.month - 1 + months, 12)
-    if year > MAXYEAR:
-        raise OverflowError(f"year {year} is beyond the years datetime holds")
-    day = min(wall.day, monthrange(year, month_index + 1)[1])
-    return wall.replace(year=year, month=month_index + 1, day=day)
-
-
-def _steps_between(start: datetime, end: datetime, interval: str) -> int:
-    """How many whole calendar units lie between two wall times, roughly."""
-    if interval in ("day", "week"):
-        days = (end.date() - start.date()).days
-        return days if interval == "day" else days // 7
-
-    months = (end.year - start.year) * 12 + end.month - start.month
-    return months if interval == "month" else months // 12
-
-
-# The schedule
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """When a job fires: a cron expression, one specific time, or an interval.
-
-    Instants are aware UTC (a naive one is taken as UTC). A recurring schedule
-    counts from `start_at` when it is set, which is itself the first fire time;
-    otherwise from `anchor`, the creation time truncated to the minute, which
-    is not a fire time: the first fire is one step after it.
-    """
-
-    kind: str  # "cron" | "specific_time" | "recurring"
-    timezone: str = "UTC"
-    cron_expression: str | None = None
-    specific_time: datetime | None = None
-    interval: str | None = None
-    interval_value: int | None = None
-    start_at: datetime | None = None
-    end_at: datetime | None = None
-    anchor: datetime | None = None
-
-    def __post_init__(self) -> None:
-        # Cheap checks only: the tick builds one schedule per due job.
-        for name in ("specific_time", "start_at", "end_at", "anchor"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, as_utc(value))
-        self._check_fields()
-
-    def next_after(self, after: datetime) -> datetime | None:
-        """The first fire time strictly after `after`, inside [start_at, end_at]."""
-        after = as_utc(after)
-        if self.start_at is not None and self.start_at > after:
-            # start_at is inclusive: search from just before it.
-            after = self.start_at - timedelta(microseconds=1)
-
-        try:
-            fire = self._fire_after(after)
-        except OverflowError:
-            # The search ran past the years datetime holds (1 to 9999).
-            return None
-        if fire is None or (self.end_at is not None and fire > self.end_at):
-            return None
-        return fire
-
-    def fire_times(self, after: datetime, count: int) -> list[datetime]:
-        """Up to `count` successive fire times strictly after `after`."""
-        fires: list[datetime] = []
-        while len(fires) < count:
-            fire = self.next_after(fires[-1] if fires else after)
-            if fire is None:
-                break
-            fires.append(fire)
-        return fires
-
-    def _fire_after(self, after: datetime) -> datetime | None:
-        if self.kind == "cron":
-            return _next_cron_fire(self.cron_expression, zone(self.timezone), after)
-        if self.kind == "specific_time":
-            return self.specific_time if self.specific_time > after else None
-        return self._recurring_fire_after(after)
-
-    def _recurring_fire_after(self, after: datetime) -> datetime:
-        # start_at is itself the first fire time; the anchor is not.
-        if self.start_at is not None:
-            origin, first = self.start_at, 0
-        else:
-            origin, first = self.anchor, 1
-
-        if self.interval in _ELAPSED_STEPS:
-            step = _ELAPSED_STEPS[self.interval] * self.interval_value
-            return _next_elapsed_fire(origin, first, step, after)
-
-        tz = zone(self.timezone)
-        return _next_calendar_fire(
-            origin, first, self.interval, self.interval_value, tz, after
-        )
-
-    def _check_fields(self) -> None:
-        """Refuse a schedule that lacks what its kind needs to compute anything."""
-        if self.kind == "cron":
-            if not self.cron_expression:
-                raise ScheduleError(
-                    "cron_expression", "a cron schedule needs an expression"
-                )
-        elif self.kind == "specific_time":
-            if self.specific_time is None:
-                raise ScheduleError("specific_time", "a one-time schedule needs a time")
-        elif self.kind == "recurring":
-            self._check_recurring_fields()
-        else:
-            raise ScheduleError(
-                "schedule_type",
-                f"unknown schedule type {self.kind!r}; "
-                "use cron, specific_time or recurring",
-            )
-
-    def _check_recurring_fields(self) -> None:
-        if self.interval not in INTERVALS:
-            raise ScheduleError(
-                "interval", f"interval must be one of {', '.join(INTERVALS)}"
-            )
-        if not isinstance(self.interval_value, int) or self.interval_value < 1:
-            raise ScheduleError("interval_value", "interval_value must be 1 or more")
-        if self.start_at is None and self.anchor is None:
-            raise ScheduleError(
-                "start_at", "a recurring schedule needs start_at or an anchor"
-            )
+    return (gap_end(wall, tz),)
