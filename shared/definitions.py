@@ -152,3 +152,15 @@ def due_soon(job: dict[str, Any], now: datetime, lookahead: float) -> bool:
         and next_run is not None
         and next_run <= now + timedelta(seconds=lookahead)
     )
+
+
+def is_id(text: str) -> bool:
+    """True for text shaped like the ids this service gives out (UUIDs).
+
+    Anything else names nothing, and is answered as unknown without asking
+    the database (which would refuse some bytes, such as NUL, outright).
+    """
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False

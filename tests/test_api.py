@@ -317,3 +317,74 @@ def test_openapi_and_docs_are_served(client):
     schema = client.get("/openapi.json").json()
     assert "/jobs/{job_id}/trigger" in schema["paths"]
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "name",
+        "target",
+        "schedule_type",
+        "method",
+        "headers",
+        "timeout_seconds",
+        "retry",
+        "overlap_policy",
+        "misfire_policy",
+        "timezone",
+    ],
+)
+def test_patch_to_null_of_a_required_field_is_a_422_naming_it(client, field):
+    job = create(client)
+    assert field in problems(client.patch(f"/jobs/{job['id']}", json={field: None}))
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        (
+            {
+                "schedule_type": "specific_time",
+                "interval": None,
+                "interval_value": None,
+                "specific_time": "9999-12-31T23:59:59-14:00",
+            },
+            "specific_time",
+        ),
+        (
+            {"start_at": "9999-12-31T23:59:00", "timezone": "America/New_York"},
+            "start_at",
+        ),
+        ({"interval": "year", "interval_value": 9999}, "schedule_type"),
+        ({"interval_value": "5"}, "interval_value"),
+        ({"interval_value": True}, "interval_value"),
+        ({"timezone": ""}, "timezone"),
+        ({"timezone": "localtime"}, "timezone"),
+        ({"retry": {"backoff_seconds": 100, "max_backoff_seconds": 10}}, "retry"),
+    ],
+)
+def test_create_refuses_values_at_the_edges(client, changes, field):
+    assert field in problems(client.post("/jobs", json=EXAMPLE | changes))
+
+
+def test_text_no_database_can_store_is_a_422(client):
+    body = '{"name": "\\ud800", "target": "https://example.com/", '
+    body += '"schedule_type": "cron", "cron_expression": "0 9 * * *"}'
+    response = client.post(
+        "/jobs", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert "name" in problems(response)
+
+
+def test_ids_that_are_not_ids_are_unknown(client):
+    for path in ("/jobs/%00", "/runs/%00", "/jobs/%00/runs", "/jobs/not-a-uuid"):
+        assert client.get(path).status_code == 404, path
+    assert client.delete("/jobs/%00").status_code == 404
+
+
+def test_a_cursor_without_an_offset_and_a_bad_run_status_are_handled(client):
+    job = create(client)
+    naive = "WyIyMDI2LTAxLTAxVDAwOjAwOjAwIiwieCJd"  # ["2026-01-01T00:00:00","x"]
+    assert client.get("/jobs", params={"cursor": naive}).status_code == 200
+    runs = client.get(f"/jobs/{job['id']}/runs", params={"status": "bogus"})
+    assert "status" in problems(runs)

@@ -12,7 +12,7 @@ schedule may miss the fires of a repeated stretch.
 
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from shared.schedules.errors import ScheduleError
 
@@ -26,14 +26,28 @@ UTC_KEYS = frozenset({"UTC", "Etc/UTC"})
 
 @lru_cache(maxsize=512)
 def zone(name: str) -> ZoneInfo:
-    """The IANA time zone called `name`."""
+    """The IANA time zone called `name`.
+
+    Only names of the IANA database count: a file that happens to sit in the
+    zone directory (``localtime``, ``posixrules``) would make a schedule
+    depend on how the machine running it was set up.
+    """
     try:
+        if name not in _known_zone_names():
+            raise ValueError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise ScheduleError(
             "timezone",
             f"unknown time zone {name!r}; use an IANA name such as Europe/Paris",
         ) from None
+
+
+@lru_cache(maxsize=1)
+def _known_zone_names() -> frozenset[str]:
+    # Debian's zone directory also holds the machine's own setting.
+    machine_specific = {"localtime", "posixrules", "Factory"}
+    return frozenset(available_timezones()) - machine_specific | {"UTC"}
 
 
 def to_utc(value: datetime, tz: ZoneInfo, field: str) -> datetime:

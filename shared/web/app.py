@@ -255,8 +255,21 @@ def _validation_problem(problem: dict[str, Any]) -> dict[str, Any]:
 def _is_plain(value: object) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
-    return value is None or isinstance(value, str | int | bool)
+    if isinstance(value, str):
+        return value.isprintable() and _encodes(value)
+    return value is None or isinstance(value, int | bool)
+
+
+def _encodes(text: str) -> bool:
+    """False for text holding half a surrogate pair, which JSON cannot carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _jsonable(value: object) -> object:
-    return value if _is_plain(value) else str(value)
+    if _is_plain(value):
+        return value
+    return str(value).encode("utf-8", "replace").decode()

@@ -4,10 +4,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from shared.definitions import (
     SCHEDULE_FIELDS,
     due_soon,
+    is_id,
     new_job,
     normalise_schedule,
     rescheduled,
@@ -31,6 +34,17 @@ from shared.web.schemas import (
 from shared.web.views import merged_definition, run_view
 
 router = APIRouter(tags=["jobs"])
+RunStatus = Literal[
+    "pending",
+    "queued",
+    "running",
+    "retrying",
+    "succeeded",
+    "failed",
+    "skipped",
+    "cancelled",
+    "missed",
+]
 JobStatus = Literal["active", "inactive", "failed", "completed"]
 PageLimit = Annotated[
     int | None, Query(ge=1, description="Items per page, at most MAX_PAGE_SIZE.")
@@ -101,8 +115,7 @@ def change_job(job_id: str, body: JobChanges, request: Request) -> dict[str, Any
     changes = body.model_dump(exclude_unset=True)
     if changes.get("headers") is not None:
         changes["headers"] = unmasked(changes["headers"], current["headers"])
-    merged = JobFields.model_validate(merged_definition(current, changes))
-    merged = merged.model_dump()
+    merged = _valid_job(merged_definition(current, changes))
     check_job(merged, runtime.settings)
     schedule_changed = any(name in changes for name in SCHEDULE_FIELDS)
     fields = normalise_schedule(merged, now, future_required=schedule_changed)
@@ -118,7 +131,7 @@ def change_job(job_id: str, body: JobChanges, request: Request) -> dict[str, Any
 )
 def delete_job(job_id: str, request: Request) -> Response:
     """Delete a job and its history; nothing of it fires afterwards."""
-    if not runtime_of(request).store.jobs.delete(job_id):
+    if not is_id(job_id) or not runtime_of(request).store.jobs.delete(job_id):
         raise NotFound("job", job_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -179,7 +192,7 @@ def list_runs(
     response: Response,
     limit: PageLimit = None,
     cursor: str | None = None,
-    status_: Annotated[str | None, Query(alias="status")] = None,
+    status_: Annotated[RunStatus | None, Query(alias="status")] = None,
 ) -> list[dict[str, Any]]:
     """The job's runs, newest fire time first, 50 a page; ``Link`` for more."""
     runtime = runtime_of(request)
@@ -198,7 +211,7 @@ def list_runs(
 )
 def get_run(run_id: str, request: Request) -> dict[str, Any]:
     """One run with each of its attempts."""
-    run = runtime_of(request).store.runs.get(run_id)
+    run = runtime_of(request).store.runs.get(run_id) if is_id(run_id) else None
     if run is None:
         raise NotFound("run", run_id)
     return run_view(run)
@@ -219,7 +232,19 @@ def _status_after_redefinition(job: dict[str, Any]) -> str:
     return "inactive" if job["status"] == "inactive" else "active"
 
 
+def _valid_job(definition: dict[str, Any]) -> dict[str, Any]:
+    """A changed job's whole definition, checked as a create body would be."""
+    try:
+        return JobFields.model_validate(definition).model_dump()
+    except ValidationError as error:
+        raise RequestValidationError(
+            [problem | {"loc": ("body", *problem["loc"])} for problem in error.errors()]
+        ) from None
+
+
 def _existing(runtime: Runtime, job_id: str) -> dict[str, Any]:
+    if not is_id(job_id):
+        raise NotFound("job", job_id)
     job = runtime.store.jobs.get(job_id)
     if job is None:
         raise NotFound("job", job_id)

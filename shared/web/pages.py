@@ -9,7 +9,7 @@ from typing import TypeVar
 from fastapi import Request, Response
 
 from shared.errors import InvalidFields
-from shared.times import iso_z
+from shared.times import as_utc, iso_z
 
 Row = TypeVar("Row")
 
@@ -26,7 +26,7 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         when, identifier = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(when), str(identifier)
+        return as_utc(datetime.fromisoformat(when)), str(identifier)
     except (ValueError, TypeError) as error:
         raise InvalidFields(
             [("cursor", "is not a cursor this API gave", cursor)], location="query"

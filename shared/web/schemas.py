@@ -14,8 +14,10 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictInt,
     field_serializer,
     field_validator,
+    model_validator,
 )
 from requests.exceptions import RequestException
 from urllib3.exceptions import LocationParseError
@@ -54,19 +56,26 @@ class Strict(BaseModel):
 
     @field_validator("*")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        # PostgreSQL text columns cannot hold NUL; no field has a use for it.
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain a NUL character")
+    def _storable(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            check_storable_text(value)
+        if isinstance(value, datetime):
+            check_year(value)
         return value
 
 
 class RetrySettings(Strict):
     """How a failed attempt is retried; the wait doubles from ``backoff_seconds``."""
 
-    max_attempts: int = Field(3, ge=1, le=20, description="Attempts in all.")
+    max_attempts: StrictInt = Field(3, ge=1, le=20, description="Attempts in all.")
     backoff_seconds: float = Field(10, ge=0, le=86400)
     max_backoff_seconds: float = Field(3600, ge=0, le=7 * 86400)
+
+    @model_validator(mode="after")
+    def _cap_above_start(self) -> "RetrySettings":
+        if self.max_backoff_seconds < self.backoff_seconds:
+            raise ValueError("max_backoff_seconds must be at least backoff_seconds")
+        return self
 
 
 class ScheduleFields(Strict):
@@ -76,8 +85,8 @@ class ScheduleFields(Strict):
     cron_expression: str | None = Field(None, max_length=200)
     specific_time: datetime | None = None
     interval: Interval | None = None
-    interval_value: int | None = Field(None, ge=1, le=1_000_000)
-    timezone: str = Field("UTC", max_length=64)
+    interval_value: StrictInt | None = Field(None, ge=1, le=1_000_000)
+    timezone: str = Field("UTC", min_length=1, max_length=64)
     start_at: datetime | None = None
     end_at: datetime | None = None
 
@@ -94,7 +103,7 @@ class JobFields(ScheduleFields):
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: float = Field(30, gt=0, le=900)
     retry: RetrySettings = Field(default_factory=RetrySettings)
-    max_concurrency: int | None = Field(None, ge=1, le=1000)
+    max_concurrency: StrictInt | None = Field(None, ge=1, le=1000)
     overlap_policy: Literal["allow", "skip"] = "allow"
     misfire_policy: Literal["run_once", "skip", "run_all"] = "run_once"
 
@@ -127,15 +136,15 @@ class JobChanges(Strict):
     headers: dict[str, str] | None = None
     timeout_seconds: float | None = Field(None, gt=0, le=900)
     retry: RetrySettings | None = None
-    max_concurrency: int | None = Field(None, ge=1, le=1000)
+    max_concurrency: StrictInt | None = Field(None, ge=1, le=1000)
     overlap_policy: Literal["allow", "skip"] | None = None
     misfire_policy: Literal["run_once", "skip", "run_all"] | None = None
     schedule_type: ScheduleType | None = None
     cron_expression: str | None = Field(None, max_length=200)
     specific_time: datetime | None = None
     interval: Interval | None = None
-    interval_value: int | None = Field(None, ge=1, le=1_000_000)
-    timezone: str | None = Field(None, max_length=64)
+    interval_value: StrictInt | None = Field(None, ge=1, le=1_000_000)
+    timezone: str | None = Field(None, min_length=1, max_length=64)
     start_at: datetime | None = None
     end_at: datetime | None = None
 
@@ -148,7 +157,7 @@ class PreviewRequest(ScheduleFields):
     """A schedule to preview, without saving anything."""
 
     after: datetime | None = Field(None, description="Fire times after this.")
-    count: int = Field(5, ge=1, le=100)
+    count: StrictInt = Field(5, ge=1, le=100)
 
 
 class PreviewResponse(BaseModel):
@@ -278,3 +287,24 @@ def check_header(name: str, value: str) -> None:
             f"header {name!r} has a control character, a leading blank or a "
             "character beyond Latin-1 in its value"
         )
+
+
+#: Times past this year are refused: converting them between zones, or
+#: stepping a schedule past them, would leave the years a datetime can hold.
+LAST_YEAR = 9998
+
+
+def check_year(value: datetime) -> None:
+    if not 1 < value.year <= LAST_YEAR:
+        raise ValueError(f"must be between the years 2 and {LAST_YEAR}")
+
+
+def check_storable_text(value: str) -> None:
+    """Refuse text a database cannot store: NUL, or half of a surrogate pair."""
+    # PostgreSQL text columns cannot hold NUL; no field has a use for it.
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (a lone surrogate)") from None
