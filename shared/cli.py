@@ -1,8 +1,12 @@
 """The ``pingpay-scheduler`` command: run the service, a tick, or migrations."""
 
 import logging
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
+import sqlalchemy.exc
 import uvicorn
 from pydantic import ValidationError
 
@@ -49,8 +53,10 @@ def dev(host: str) -> None:
             "no API_KEYS: the API takes requests without a key%s",
             ", so it listens on this machine only" if local_only else "",
         )
+    _require_free_port(host, settings.port)
     runtime = build_runtime(settings)
-    migrate.upgrade(runtime.store.engine)
+    with _database_errors():
+        migrate.upgrade(runtime.store.engine)
     consumer = runtime.queue.consumer(settings.worker_concurrency)
     ticker = Ticker(runtime)
     runtime.start()
@@ -124,7 +130,8 @@ def db() -> None:
 @db.command()
 def upgrade() -> None:
     """Create or migrate the schema to the latest revision (was db:init)."""
-    revision = migrate.upgrade_database(get_settings().database_url)
+    with _database_errors():
+        revision = migrate.upgrade_database(get_settings().database_url)
     click.echo(f"database at revision {revision}")
 
 
@@ -137,12 +144,35 @@ def _require_schema(settings) -> None:
 
     engine = create_store_engine(settings.database_url)
     try:
-        if migrate.current(engine) is None:
-            raise click.ClickException(
-                "the database has no schema yet: run `pingpay-scheduler db upgrade`"
-            )
+        with _database_errors():
+            schema = migrate.current(engine)
     finally:
         engine.dispose()
+    if schema is None:
+        raise click.ClickException(
+            "the database has no schema yet: run `pingpay-scheduler db upgrade`"
+        )
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """Say in one line that the database cannot be reached, not in a trace."""
+    try:
+        yield
+    except sqlalchemy.exc.DBAPIError as error:
+        first_line = str(error.orig).strip().splitlines()[0]
+        raise click.ClickException(f"cannot use the database: {first_line}") from None
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Refuse to start, before planning any run, when the port is taken."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {error.strerror}; set PORT"
+        ) from None
 
 
 def _settings_problems(error: ValidationError) -> str:

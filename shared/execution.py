@@ -41,7 +41,10 @@ def execute_run(runtime: "Runtime", run_id: str) -> None:
     claim = persistently(
         runtime.settings.db_retry_seconds,
         lambda: runtime.store.runs.claim(
-            run_id, now, lease=lambda job: job["timeout_seconds"] + margin
+            run_id,
+            now,
+            lease=lambda job: job["timeout_seconds"] + margin,
+            grace=timedelta(seconds=runtime.settings.misfire_grace_seconds),
         ),
     )
     if claim.decision == "wait":
@@ -52,7 +55,7 @@ def execute_run(runtime: "Runtime", run_id: str) -> None:
             run_id,
             extra=run_fields(claim.run, "wait"),
         )
-    elif claim.decision in ("skipped", "cancelled"):
+    elif claim.decision in ("skipped", "cancelled", "missed"):
         metrics.run_finished(claim.decision)
         log.info(
             "job %s run %s %s before its first attempt",

@@ -106,7 +106,7 @@ _dispatchers: "weakref.WeakSet[Dispatcher]" = weakref.WeakSet()
 
 def _create_series() -> None:
     """Every label combination at zero, so a rate works from the first scrape."""
-    for outcome in ("succeeded", "failed", "skipped", "cancelled"):
+    for outcome in ("succeeded", "failed", "skipped", "cancelled", "missed"):
         RUNS_FINISHED.labels(outcome)
     for outcome, status_class in _ATTEMPT_SERIES:
         ATTEMPTS.labels(outcome, status_class)

@@ -388,3 +388,23 @@ def test_a_cursor_without_an_offset_and_a_bad_run_status_are_handled(client):
     assert client.get("/jobs", params={"cursor": naive}).status_code == 200
     runs = client.get(f"/jobs/{job['id']}/runs", params={"status": "bogus"})
     assert "status" in problems(runs)
+
+
+def test_pausing_then_resuming_in_the_same_minute_keeps_the_next_fire_time(client):
+    job = create(client, interval="minute", interval_value=1)
+    planned = client.get(f"/jobs/{job['id']}/runs").json()[-1]  # the earliest
+
+    client.post(f"/jobs/{job['id']}/pause")
+    assert client.get(f"/runs/{planned['id']}").json()["status"] == "cancelled"
+    resumed = client.post(f"/jobs/{job['id']}/resume").json()
+
+    again = client.get(f"/runs/{planned['id']}").json()
+    assert again["status"] in ("pending", "queued")
+    assert resumed["next_run_at"] == planned["scheduled_for"]
+
+
+def test_a_completed_job_cannot_be_paused(client, runtime):
+    job = create(client)
+    runtime.store.jobs.update(job["id"], {"status": "completed"}, cancel_runs=False)
+
+    assert client.post(f"/jobs/{job['id']}/pause").status_code == 409

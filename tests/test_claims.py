@@ -3,7 +3,7 @@
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from shared.definitions import new_job
 from shared.store.runs import AttemptRecord
@@ -111,3 +111,46 @@ def test_an_expired_lease_does_not_count_as_in_flight(runtime):
     later = utcnow() + timedelta(seconds=1)
 
     assert runtime.store.runs.claim(second, later, LEASE).decision == "run"
+
+
+def test_a_scheduled_run_started_too_late_follows_the_misfire_policy(runtime):
+    job = add_job(runtime)
+    stale, newest = add_run(runtime, job, 600), add_run(runtime, job, 1)
+    with runtime.store.engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.job_id == job["id"])
+            .values(created_at=utcnow() - timedelta(minutes=15))
+        )
+
+    first = runtime.store.runs.claim(stale, utcnow(), LEASE)
+    second = runtime.store.runs.claim(newest, utcnow(), LEASE)
+
+    assert first.decision == "missed"
+    assert runtime.store.runs.get(stale)["status"] == "missed"
+    assert second.decision == "run"
+
+
+def test_skip_drops_a_late_run_and_run_all_sends_it(runtime):
+    skipper = add_job(runtime, misfire_policy="skip")
+    sender = add_job(runtime, misfire_policy="run_all")
+    late = [add_run(runtime, job, 600) for job in (skipper, sender)]
+    with runtime.store.engine.begin() as conn:
+        conn.execute(update(runs).values(created_at=utcnow() - timedelta(minutes=15)))
+
+    decisions = [runtime.store.runs.claim(r, utcnow(), LEASE).decision for r in late]
+
+    assert decisions == ["missed", "run"]
+
+
+def test_a_manual_run_of_a_paused_job_gets_no_retry(runtime):
+    job = add_job(runtime, status="inactive")
+    manual = add_run(runtime, job, 1, trigger="manual")
+    with runtime.store.engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == manual)
+            .values(status="retrying", attempts=1)
+        )
+
+    assert runtime.store.runs.claim(manual, utcnow(), LEASE).decision == "cancelled"

@@ -25,11 +25,24 @@ def add_job(runtime, defined_at: datetime, **fields) -> dict:
 
 
 def replay(runtime, start: datetime, end: datetime) -> None:
-    """Tick once a minute from ``start`` to ``end``, as a worker would."""
+    """Tick once a minute from ``start`` to ``end``, as a worker would.
+
+    Each minute waits until the runs due by then have started, as they would
+    have in that minute: the replay moves the tick's clock, not the workers'.
+    """
     now = start
     while now <= end:
         tick(runtime, now=now, sweep=False)
+        wait_for(lambda at=now: not waiting_runs(runtime, at))
         now += timedelta(minutes=1)
+
+
+def waiting_runs(runtime, by: datetime) -> list:
+    query = select(runs.c.id).where(
+        runs.c.status.in_(("pending", "queued")), runs.c.scheduled_for <= by
+    )
+    with runtime.store.engine.connect() as conn:
+        return list(conn.execute(query))
 
 
 def fire_times(runtime, job_id: str) -> list[tuple[datetime, str, str]]:

@@ -49,7 +49,8 @@ class Claim:
 
     ``decision`` is ``run`` (an attempt may start: ``run`` and ``job`` are
     set), ``wait`` (the job is at its concurrency limit), ``skipped`` (the
-    job's overlap policy dropped it), ``cancelled`` (the job was stopped) or
+    job's overlap policy dropped it), ``missed`` (it started too late and
+    the misfire policy dropped it), ``cancelled`` (the job was stopped) or
     ``gone`` (nothing left to do: unknown, finished or held elsewhere).
     """
 
@@ -193,18 +194,28 @@ class RunStore:
 
     # A worker.
 
-    def claim(self, run_id: str, now: datetime, lease: Callable[[Job], float]) -> Claim:
-        """Take a run for one attempt, under a lease of ``lease(job)`` seconds."""
+    def claim(
+        self,
+        run_id: str,
+        now: datetime,
+        lease: Callable[[Job], float],
+        grace: timedelta = timedelta(seconds=60),
+    ) -> Claim:
+        """Take a run for one attempt, under a lease of ``lease(job)`` seconds.
+
+        ``grace`` is how late a scheduled run may start before the job's
+        misfire policy decides whether it still goes out.
+        """
         with self.engine.begin() as conn:
             job_id = conn.scalar(select(runs.c.job_id).where(runs.c.id == run_id))
             job = _locked_job(conn, job_id) if job_id else None
             run = _locked_run(conn, run_id) if job else None
             if run is None or run["status"] not in ("pending", "queued", "retrying"):
                 return Claim("gone")
-            decision = _admission(conn, job, run, now)
+            decision = _admission(conn, job, run, now, grace)
             if decision == "run":
                 run = _start_attempt(conn, job, run, now, lease(job))
-            elif decision in ("skipped", "cancelled"):
+            elif decision in ("skipped", "cancelled", "missed"):
                 _finish_run(conn, run_id, decision, now)
             return Claim(decision, run, job)
 
@@ -380,15 +391,25 @@ def _advance(job: Job, plan: Plan) -> dict[str, Any]:
 
 
 def _insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> list:
-    """Insert runs, silently skipping fire times that already have one."""
+    """Insert runs, skipping fire times that already have one.
+
+    A fire time whose run was cancelled before any attempt (the job was
+    paused or rescheduled, then planned again) gets that run back, planned
+    anew: the unique key must not make a fire time vanish.
+    """
     if not rows:
         return []
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(runs)
-        .on_conflict_do_nothing(index_elements=["job_id", "scheduled_for"])
-        .returning(runs.c.id, runs.c.scheduled_for, runs.c.status)
-    )
+    statement = dialect.insert(runs)
+    planned_again = {
+        name: statement.excluded[name]
+        for name in ("trigger", "status", "finished_at", "created_at")
+    }
+    statement = statement.on_conflict_do_update(
+        index_elements=["job_id", "scheduled_for"],
+        set_=planned_again,
+        where=(runs.c.status == "cancelled") & (runs.c.attempts == 0),
+    ).returning(runs.c.id, runs.c.scheduled_for, runs.c.status)
     return list(conn.execute(statement, rows))
 
 
@@ -404,11 +425,19 @@ def _locked_run(conn: Connection, run_id: str) -> Run | None:
     return dict(row._mapping) if row else None
 
 
-def _admission(conn: Connection, job: Job, run: Run, now: datetime) -> str:
-    """Whether a run may start now, under its job's status and limits."""
+def _admission(
+    conn: Connection, job: Job, run: Run, now: datetime, grace: timedelta
+) -> str:
+    """Whether a run may start now, under its job's status and limits.
+
+    A manual run of a paused job makes its first attempt (the user asked for
+    it), but no retry after the pause.
+    """
     manual = run["trigger"] == "manual"
-    if job["status"] != "active" and not manual:
+    if job["status"] != "active" and not (manual and run["attempts"] == 0):
         return "cancelled"
+    if _misfired(conn, job, run, now, grace):
+        return "missed"
     running, retrying = _in_flight(conn, job["id"], run["id"], now)
     if job["overlap_policy"] == "skip" and not manual and running + retrying:
         return "skipped"
@@ -416,6 +445,35 @@ def _admission(conn: Connection, job: Job, run: Run, now: datetime) -> str:
     if limit is not None and running >= limit:
         return "wait"
     return "run"
+
+
+def _misfired(
+    conn: Connection, job: Job, run: Run, now: datetime, grace: timedelta
+) -> bool:
+    """True for a scheduled run that waited past the grace, which the job's
+    misfire policy says not to send.
+
+    A run planned on time can still start late: its worker, the queue or the
+    database was away, and the fire times after it came due meanwhile.
+    ``skip`` sends no such run; ``run_once`` sends it only if no later fire
+    time of the job is due as well (that one goes instead); ``run_all``
+    sends it.
+    """
+    # Lateness counts from when the run was both due and written: the tick
+    # that wrote a run after its fire time already applied the policy.
+    late = max(run["scheduled_for"], run["created_at"]) < now - grace
+    if run["trigger"] != "schedule" or run["attempts"] or not late:
+        return False
+    if job["misfire_policy"] == "skip":
+        return True
+    if job["misfire_policy"] == "run_all":
+        return False
+    later_due = select(runs.c.id).where(
+        runs.c.job_id == job["id"],
+        runs.c.scheduled_for > run["scheduled_for"],
+        runs.c.scheduled_for <= now,
+    )
+    return conn.execute(later_due.limit(1)).first() is not None
 
 
 def _in_flight(

@@ -31,7 +31,7 @@ from shared.web.schemas import (
     Run,
     RunDetail,
 )
-from shared.web.views import merged_definition, run_view
+from shared.web.views import job_view, merged_definition, run_view
 
 router = APIRouter(tags=["jobs"])
 RunStatus = Literal[
@@ -66,7 +66,7 @@ def create_job(body: JobFields, request: Request) -> dict[str, Any]:
     check_job(fields, runtime.settings)
     fields = normalise_schedule(fields, now, future_required=True)
     job = runtime.store.jobs.insert(new_job(fields, now))
-    return _schedule_if_due(runtime, job)
+    return job_view(_schedule_if_due(runtime, job), now)
 
 
 @router.get("/jobs", response_model=list[Job])
@@ -83,12 +83,13 @@ def list_jobs(
     rows = runtime.store.jobs.page(status_, limit + 1, decode_cursor(cursor))
     page, next_cursor = split_page(rows, limit, job_position)
     link_next(request, response, next_cursor)
-    return page
+    now = utcnow()
+    return [job_view(job, now) for job in page]
 
 
 @router.get("/jobs/{job_id}", response_model=Job, responses=UNKNOWN_ID)
 def get_job(job_id: str, request: Request) -> dict[str, Any]:
-    return _existing(runtime_of(request), job_id)
+    return job_view(_existing(runtime_of(request), job_id), utcnow())
 
 
 @router.put("/jobs/{job_id}", response_model=Job, responses=UNKNOWN_ID)
@@ -136,11 +137,18 @@ def delete_job(job_id: str, request: Request) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/jobs/{job_id}/pause", response_model=Job, responses=UNKNOWN_ID)
+@router.post(
+    "/jobs/{job_id}/pause",
+    response_model=Job,
+    responses=UNKNOWN_ID
+    | {409: {"model": ErrorMessage, "description": "The job is completed"}},
+)
 def pause_job(job_id: str, request: Request) -> dict[str, Any]:
     """Stop firing: the job becomes inactive and its waiting runs are cancelled."""
     runtime, now = runtime_of(request), utcnow()
-    _existing(runtime, job_id)
+    current = _existing(runtime, job_id)
+    if current["status"] == "completed":
+        raise Conflict(f"job {job_id} is completed: it has nothing left to pause")
     values = {"status": "inactive", "updated_at": now}
     return _save(runtime, job_id, values, cancel_runs=True)
 
@@ -257,7 +265,7 @@ def _save(
     job = runtime.store.jobs.update(job_id, values, cancel_runs)
     if job is None:
         raise NotFound("job", job_id)
-    return _schedule_if_due(runtime, job)
+    return job_view(_schedule_if_due(runtime, job), values["updated_at"])
 
 
 def _schedule_if_due(runtime: Runtime, job: dict[str, Any]) -> dict[str, Any]:

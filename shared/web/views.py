@@ -1,9 +1,25 @@
 """Stored rows as the API shows them, and back."""
 
+from datetime import datetime
 from typing import Any
 
 from shared.definitions import ALL_SEED_FIELDS, SEED_FIELDS
+from shared.planning import schedule_of
 from shared.web.schemas import JobFields
+
+
+def job_view(job: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A stored job as the API answers it, with when it will fire next.
+
+    The stored ``next_run_at`` is the tick's bookmark: the first fire time
+    not yet turned into a run, which within the look-ahead is the one after
+    the next. Clients want the next fire time itself, from the schedule; a
+    job that is not active fires at none.
+    """
+    upcoming = None
+    if job["status"] == "active":
+        upcoming = schedule_of(job).next_after(now)
+    return job | {"next_run_at": upcoming}
 
 
 def merged_definition(job: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
