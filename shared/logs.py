@@ -9,6 +9,8 @@ carries a request header's value or a payload.
 
 import logging
 import sys
+import threading
+import time
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
@@ -22,6 +24,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Send every logger's records to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(fmt))
+    handler.addFilter(QueueErrorsOncePerMinute())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -30,6 +33,32 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     # urllib3's debug lines quote each target's URL, whose path or query can
     # hold a credential (a webhook token); ours name the job instead.
     logging.getLogger("urllib3").setLevel(max(root.level, logging.WARNING))
+
+
+class QueueErrorsOncePerMinute(logging.Filter):
+    """Let through one of each repeated queue error per minute.
+
+    While Redis is down, every delivery thread fails to read the queue and
+    Huey logs that with a traceback, several times a second per thread; an
+    operator needs the first line of it and a reminder each minute.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("huey") or record.levelno < logging.ERROR:
+            return True
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(key, -self.interval) < self.interval:
+                return False
+            self._last[key] = now
+        return True
 
 
 def formatter(fmt: str) -> logging.Formatter:

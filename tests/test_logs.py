@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.logs import formatter
+from shared.logs import QueueErrorsOncePerMinute, formatter
 from tests.helpers import wait_for
 from tests.targets import Reply
 
@@ -106,3 +106,24 @@ def test_a_final_failure_is_an_error_and_no_secret_is_logged(
     assert lines[-1]["outcome"] == "failed"
     for stream in log_lines.values():
         assert SECRET not in stream.getvalue()
+
+
+def test_a_queue_error_repeated_many_times_is_logged_once_a_minute():
+    gate = QueueErrorsOncePerMinute(interval=60)
+    record = logging.LogRecord(
+        "huey.consumer.Worker-1",
+        logging.ERROR,
+        __file__,
+        1,
+        "Error reading from queue",
+        None,
+        None,
+    )
+    ours = logging.LogRecord(
+        "pingpay.execution", logging.ERROR, __file__, 1, "run failed", None, None
+    )
+
+    passed = [gate.filter(record) for _ in range(100)]
+
+    assert passed.count(True) == 1
+    assert all(gate.filter(ours) for _ in range(3))
