@@ -36,19 +36,23 @@ BODILESS = frozenset({"GET", "HEAD"})
 
 def execute_run(runtime: "Runtime", run_id: str) -> None:
     """Make the next attempt of a run, if it is still wanted."""
-    now = utcnow()
     margin = runtime.settings.lease_margin_seconds
+    # The clock is read inside the retried call: a claim that waited for the
+    # database must not start with a lease that has already run out.
     claim = persistently(
         runtime.settings.db_retry_seconds,
         lambda: runtime.store.runs.claim(
             run_id,
-            now,
+            utcnow(),
             lease=lambda job: job["timeout_seconds"] + margin,
             grace=timedelta(seconds=runtime.settings.misfire_grace_seconds),
         ),
     )
-    if claim.decision == "wait":
-        runtime.dispatcher.hold([DueRun(run_id, now + CONCURRENCY_WAIT)])
+    if claim.decision == "early":
+        runtime.dispatcher.hold([DueRun(run_id, claim.run["scheduled_for"])])
+        log.debug("run %s came before its fire time; held until then", run_id)
+    elif claim.decision == "wait":
+        runtime.dispatcher.hold([DueRun(run_id, utcnow() + CONCURRENCY_WAIT)])
         log.debug(
             "job %s run %s waits: its job is at its concurrency limit",
             claim.job["id"],

@@ -7,6 +7,8 @@ sends a job back as it read it (GET, change a field, PUT) sends the mask; the
 stored value is kept then, rather than replaced by the mask.
 """
 
+from urllib.parse import urlsplit
+
 from shared.errors import InvalidFields
 
 MASK = "********"
@@ -20,6 +22,8 @@ _SENSITIVE_PARTS = (
     "secret",
     "password",
     "passwd",
+    "pass",
+    "sig",
     "session",
     "signature",
     "credential",
@@ -56,3 +60,38 @@ def unmasked(sent: dict[str, str], stored: dict[str, str]) -> dict[str, str]:
             value = current[name.lower()]
         headers[name] = value
     return headers
+
+
+def refuse_moving_credentials(
+    stored_target: str,
+    stored_headers: dict[str, str],
+    new_target: str,
+    sent_headers: dict[str, str] | None,
+) -> None:
+    """Refuse to carry stored credentials to a target on another origin.
+
+    Masking keeps a credential from being read back through the API; if a
+    change could move the target elsewhere and keep the stored credential,
+    whoever may change jobs could have it sent to a server of theirs. So
+    when the scheme, host or port changes, each credential that would be
+    kept (not sent, or sent as the mask) must be sent again instead.
+    ``sent_headers`` is None when the change does not touch the headers.
+    """
+    if _origin(new_target) == _origin(stored_target):
+        return
+    sent = {name.lower(): value for name, value in (sent_headers or {}).items()}
+    kept = [
+        name
+        for name in stored_headers
+        if is_sensitive(name)
+        and (sent_headers is None or sent.get(name.lower()) == MASK)
+    ]
+    if kept:
+        names = ", ".join(kept)
+        message = f"the target moves to another host: send the value of {names} again"
+        raise InvalidFields([("headers", message, None)])
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.hostname, parts.port

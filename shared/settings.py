@@ -222,7 +222,9 @@ def _comma_separated(value: object) -> object:
 
 def _check_key(key: str) -> None:
     """Refuse a malformed hashed key, or a plain key short enough to guess."""
-    if key.startswith("sha256:"):
+    # Any spelling of the prefix: a hash written "SHA256:..." must not quietly
+    # become a plain key that the hash itself unlocks.
+    if key.lower().startswith("sha256:"):
         if not HASHED_KEY.fullmatch(key):
             raise ValueError("a hashed key is sha256: and 64 lowercase hex digits")
         return

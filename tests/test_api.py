@@ -1,5 +1,6 @@
 """The REST contract of API.md: every endpoint, its answers and its 4xx."""
 
+import base64
 from datetime import timedelta
 
 import pytest
@@ -384,7 +385,8 @@ def test_ids_that_are_not_ids_are_unknown(client):
 
 def test_a_cursor_without_an_offset_and_a_bad_run_status_are_handled(client):
     job = create(client)
-    naive = "WyIyMDI2LTAxLTAxVDAwOjAwOjAwIiwieCJd"  # ["2026-01-01T00:00:00","x"]
+    position = f'["2026-01-01T00:00:00", "{job["id"]}"]'  # no offset: UTC
+    naive = base64.urlsafe_b64encode(position.encode()).decode()
     assert client.get("/jobs", params={"cursor": naive}).status_code == 200
     runs = client.get(f"/jobs/{job['id']}/runs", params={"status": "bogus"})
     assert "status" in problems(runs)
@@ -408,3 +410,12 @@ def test_a_completed_job_cannot_be_paused(client, runtime):
     runtime.store.jobs.update(job["id"], {"status": "completed"}, cancel_runs=False)
 
     assert client.post(f"/jobs/{job['id']}/pause").status_code == 409
+
+
+@pytest.mark.parametrize(
+    "position",
+    ['["2026-01-01T00:00:00Z", "\\u0000"]', '["0001-01-01T00:00:00+05:00", "x"]'],
+)
+def test_a_forged_cursor_is_a_422(client, position):
+    cursor = base64.urlsafe_b64encode(position.encode()).decode()
+    assert "cursor" in problems(client.get("/jobs", params={"cursor": cursor}))

@@ -8,10 +8,13 @@ import sys
 import pytest
 import requests
 from fastapi import APIRouter
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from starlette.responses import PlainTextResponse
 
+from shared.runtime import build_runtime
 from shared.settings import Settings
+from shared.web.app import create_app
 from shared.web.auth import KeyRing, hashed_key
 from tests.helpers import process_env, wait_for
 from tests.test_api import EXAMPLE
@@ -259,3 +262,34 @@ def test_a_bad_key_setting_is_named_without_its_value(tmp_path):
     assert "at least 16 characters" in result.stderr
     assert "short-secret" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_hash_spelled_in_capitals_is_refused_not_taken_as_a_plain_key():
+    entry = "SHA256:" + "ab" * 32
+    with pytest.raises(ValidationError, match="sha256"):
+        Settings(_env_file=None, api_keys=entry)
+
+
+def test_without_keys_on_loopback_other_hosts_and_origins_are_refused(backend):
+    runtime = build_runtime(backend.settings(allow_no_auth=False))
+    with TestClient(
+        create_app(runtime, local_only=True), base_url="http://127.0.0.1:3000"
+    ) as local:
+        ok = local.get("/jobs")
+        rebound = local.get("/jobs", headers={"Host": "attacker.test:3000"})
+        cross_site = local.post(
+            "/schedules/preview",
+            json={"schedule_type": "cron", "cron_expression": "* * * * *"},
+            headers={"Origin": "http://evil.example"},
+        )
+        same_machine = local.post(
+            "/schedules/preview",
+            json={"schedule_type": "cron", "cron_expression": "* * * * *"},
+            headers={"Origin": "http://localhost:3000"},
+        )
+    runtime.close()
+
+    assert ok.status_code == 200
+    assert rebound.status_code == 403
+    assert cross_site.status_code == 403
+    assert same_machine.status_code == 200

@@ -154,3 +154,29 @@ def test_a_manual_run_of_a_paused_job_gets_no_retry(runtime):
         )
 
     assert runtime.store.runs.claim(manual, utcnow(), LEASE).decision == "cancelled"
+
+
+def test_a_run_handed_over_before_its_fire_time_is_held_back(runtime):
+    job = add_job(runtime)
+    ahead = add_run(runtime, job, -30)
+
+    claim = runtime.store.runs.claim(ahead, utcnow(), LEASE)
+
+    assert claim.decision == "early"
+    assert runtime.store.runs.get(ahead)["attempts"] == 0
+
+
+def test_the_sweep_leaves_runs_queued_ahead_of_their_fire_time(runtime):
+    job = add_job(runtime)
+    ahead = add_run(runtime, job, -60)
+    with runtime.store.engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == ahead)
+            .values(queued_at=utcnow() - timedelta(minutes=30))
+        )
+    now = utcnow()
+
+    lost = runtime.store.runs.recover_stale(now, now, now)
+
+    assert lost == []

@@ -163,4 +163,6 @@ def test_a_worker_in_new_york_runs_a_queued_eta_on_time(
         lateness = request.at - run_fire_time({"scheduled_for": body["specific_time"]})
     runtime.close()
     assert new_york_worker.poll() is None, new_york_worker.stderr.read().decode()
-    assert timedelta(0) <= lateness < timedelta(seconds=2.5)
+    # A naive ETA would be read as New York time: hours late, not seconds.
+    # The bound leaves room for a slow machine starting the worker.
+    assert timedelta(0) <= lateness < timedelta(seconds=30)

@@ -180,3 +180,39 @@ def test_debug_logging_leaves_target_urls_out(target_server, capsys):
     assert result.status_code == 200
     assert "debug lines are written" in logged
     assert "webhook-secret" not in logged and "target-secret" not in logged
+
+
+def test_a_credential_is_not_carried_to_a_target_on_another_host(client):
+    job = client.post(
+        "/jobs",
+        json={
+            "name": "billing",
+            "target": "https://billing.example.com/hook",
+            "headers": {"Authorization": "Bearer VICTIM", "X-Trace": "1"},
+            "schedule_type": "cron",
+            "cron_expression": "0 9 * * *",
+        },
+    ).json()
+
+    moved = client.patch(
+        f"/jobs/{job['id']}", json={"target": "https://attacker.example/steal"}
+    )
+    masked_back = client.patch(
+        f"/jobs/{job['id']}",
+        json={"target": "https://attacker.example/steal", "headers": job["headers"]},
+    )
+    same_host = client.patch(
+        f"/jobs/{job['id']}", json={"target": "https://billing.example.com/v2"}
+    )
+    resent = client.patch(
+        f"/jobs/{job['id']}",
+        json={
+            "target": "https://other.example/hook",
+            "headers": {"Authorization": "Bearer NEW"},
+        },
+    )
+
+    assert moved.status_code == 422 and "Authorization" in moved.text
+    assert masked_back.status_code == 422
+    assert same_host.status_code == 200
+    assert resent.status_code == 200

@@ -17,6 +17,9 @@ def create_store_engine(url: str, pool_size: int = 10) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # Error messages leave bound values out: they can hold the text of a
+        # target's answer, which is the target's business.
+        hide_parameters=True,
         pool_recycle=1800,
         connect_args={
             "connect_timeout": 5,

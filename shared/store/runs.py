@@ -32,6 +32,10 @@ from shared.store.tables import attempts, jobs, runs
 
 Run = dict[str, Any]
 
+#: How far ahead of its fire time a run may start: clocks of two machines
+#: differ by a few milliseconds, never by this much.
+EARLY_TOLERANCE = timedelta(milliseconds=500)
+
 #: Statuses after which a run never changes again.
 FINAL = ("succeeded", "failed", "skipped", "cancelled", "missed")
 
@@ -48,7 +52,8 @@ class Claim:
     """What a worker may do with a run it took from the queue.
 
     ``decision`` is ``run`` (an attempt may start: ``run`` and ``job`` are
-    set), ``wait`` (the job is at its concurrency limit), ``skipped`` (the
+    set), ``early`` (its fire time has not come: a queue handed it over
+    ahead of time), ``wait`` (the job is at its concurrency limit), ``skipped`` (the
     job's overlap policy dropped it), ``missed`` (it started too late and
     the misfire policy dropped it), ``cancelled`` (the job was stopped) or
     ``gone`` (nothing left to do: unknown, finished or held elsewhere).
@@ -149,11 +154,17 @@ class RunStore:
         ``retrying`` past its next attempt lost its timer; one ``running``
         whose lease expired lost its worker mid-attempt, which is recorded as
         a ``lost`` attempt (the target may or may not have received it).
-        Queuing a run twice is safe: only one worker can claim it.
+        Each goes back to ``pending`` until the queue takes it again, so a
+        queue still down leaves it to the next sweep. Queuing a run twice is
+        safe: only one worker can claim it.
         """
         lost = or_(
             and_(runs.c.status == "pending", runs.c.scheduled_for < pending_cutoff),
-            and_(runs.c.status == "queued", runs.c.queued_at < queued_cutoff),
+            and_(
+                runs.c.status == "queued",
+                runs.c.queued_at < queued_cutoff,
+                runs.c.scheduled_for < pending_cutoff,
+            ),
             and_(runs.c.status == "retrying", runs.c.next_attempt_at < pending_cutoff),
             and_(runs.c.status == "running", runs.c.lease_expires_at < now),
         )
@@ -168,7 +179,7 @@ class RunStore:
                 conn.execute(
                     update(runs)
                     .where(runs.c.id.in_(ids[start : start + 500]))
-                    .values(status="queued", queued_at=now, lease_expires_at=None)
+                    .values(status="pending", lease_expires_at=None)
                 )
         return [DueRun(run_id, now) for run_id in ids]
 
@@ -436,6 +447,8 @@ def _admission(
     manual = run["trigger"] == "manual"
     if job["status"] != "active" and not (manual and run["attempts"] == 0):
         return "cancelled"
+    if run["attempts"] == 0 and run["scheduled_for"] > now + EARLY_TOLERANCE:
+        return "early"
     if _misfired(conn, job, run, now, grace):
         return "missed"
     running, retrying = _in_flight(conn, job["id"], run["id"], now)

@@ -23,6 +23,7 @@ from shared.web.auth import (
     OPEN_PATHS,
     ApiKeyMiddleware,
     KeyRing,
+    LoopbackOnly,
     require_keys_or_opt_out,
 )
 from shared.web.jobs import router as jobs_router
@@ -89,14 +90,16 @@ def create_app(runtime: Runtime | None = None, local_only: bool = False) -> Fast
         tags=["schedules"],
     )
     _add_error_answers(app)
-    _guard(app, settings)
+    _guard(app, settings, local_only)
     return app
 
 
-def _guard(app: FastAPI, settings: Settings) -> None:
+def _guard(app: FastAPI, settings: Settings, local_only: bool) -> None:
     """Put the key check and the body limit around every path, and document them."""
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     keys = KeyRing.from_settings(settings)
+    if local_only and not keys:
+        app.add_middleware(LoopbackOnly)
     if keys:
         # Added last, so it runs first: a request without a key is not read.
         app.add_middleware(ApiKeyMiddleware, keys=keys)

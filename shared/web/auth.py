@@ -19,6 +19,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
@@ -162,5 +163,56 @@ def _path(scope: Scope) -> str:
 
 
 def _request_line(scope: Scope) -> str:
+    """Method, path and client, the path quoted and cut short: anyone can
+    send a path, and a raw one could forge log lines."""
     client = scope.get("client") or ("unknown", 0)
-    return f"{scope.get('method', scope['type'])} {_path(scope)} from {client[0]}"
+    path = repr(_path(scope)[:200])
+    return f"{scope.get('method', scope['type'])} {path} from {client[0]}"
+
+
+#: Host names a service without keys answers to: this machine's own.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class LoopbackOnly:
+    """Guards a service without keys that listens on this machine only.
+
+    Listening on loopback keeps other machines out, but not web pages in
+    this machine's browser: a page whose name was made to resolve to
+    127.0.0.1 sends its own Host, and any page can post a form. So requests
+    for another host name, and changes sent from another origin, are
+    refused.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not _from_this_machine(scope):
+            log.warning("refused %s: not from this machine", _request_line(scope))
+            await _refuse(403, "this service answers this machine only")(
+                scope, receive, send
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+def _from_this_machine(scope: Scope) -> bool:
+    headers = {
+        k.decode("latin-1").lower(): v.decode("latin-1")
+        for k, v in scope.get("headers", [])
+    }
+    if _host_name(headers.get("host", "")) not in LOOPBACK_HOSTS:
+        return False
+    origin = headers.get("origin")
+    if origin is None or scope.get("method") in _SAFE_METHODS:
+        return True
+    return _host_name(urlsplit(origin).netloc) in LOOPBACK_HOSTS
+
+
+def _host_name(host: str) -> str:
+    """``host`` without its port: ``[::1]:3000`` is ``[::1]``."""
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if ":" in host else host

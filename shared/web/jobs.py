@@ -16,7 +16,7 @@ from shared.definitions import (
     rescheduled,
 )
 from shared.errors import Conflict, NotFound
-from shared.masking import unmasked
+from shared.masking import refuse_moving_credentials, unmasked
 from shared.planning import schedule_of
 from shared.runtime import Runtime
 from shared.tick import tick
@@ -98,6 +98,9 @@ def replace_job(job_id: str, body: JobFields, request: Request) -> dict[str, Any
     runtime, now = runtime_of(request), utcnow()
     current = _existing(runtime, job_id)
     fields = body.model_dump()
+    refuse_moving_credentials(
+        current["target"], current["headers"], fields["target"], fields["headers"]
+    )
     fields["headers"] = unmasked(fields["headers"], current["headers"])
     check_job(fields, runtime.settings)
     fields = normalise_schedule(fields, now, future_required=True)
@@ -114,6 +117,12 @@ def change_job(job_id: str, body: JobChanges, request: Request) -> dict[str, Any
     runtime, now = runtime_of(request), utcnow()
     current = _existing(runtime, job_id)
     changes = body.model_dump(exclude_unset=True)
+    refuse_moving_credentials(
+        current["target"],
+        current["headers"],
+        changes.get("target") or current["target"],
+        changes.get("headers"),
+    )
     if changes.get("headers") is not None:
         changes["headers"] = unmasked(changes["headers"], current["headers"])
     merged = _valid_job(merged_definition(current, changes))

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from fastapi import Request, Response
 
+from shared.definitions import is_id
 from shared.errors import InvalidFields
 from shared.times import as_utc, iso_z
 
@@ -26,8 +27,11 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         when, identifier = json.loads(base64.urlsafe_b64decode(padded))
-        return as_utc(datetime.fromisoformat(when)), str(identifier)
-    except (ValueError, TypeError) as error:
+        position = as_utc(datetime.fromisoformat(when)), str(identifier)
+        if not is_id(position[1]):
+            raise ValueError("the cursor names no id")
+        return position
+    except (ValueError, TypeError, OverflowError) as error:
         raise InvalidFields(
             [("cursor", "is not a cursor this API gave", cursor)], location="query"
         ) from error

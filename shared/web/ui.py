@@ -21,6 +21,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from shared.definitions import is_id
 from shared.describe import describe_schedule, duration, local_time, relative
 from shared.errors import Conflict, NotFound
 from shared.planning import schedule_of
@@ -94,7 +95,7 @@ def job_page(
 ) -> Response:
     """One job: its definition, next fire times, runs and their attempts."""
     store, now = jobs.runtime_of(request).store, utcnow()
-    job = store.jobs.get(job_id)
+    job = store.jobs.get(job_id) if is_id(job_id) else None
     if job is None:
         return _missing(request, job_id)
     rows = store.runs.page_for_job(job_id, RUNS_PER_PAGE + 1, decode_cursor(cursor))
