@@ -293,3 +293,12 @@ def test_without_keys_on_loopback_other_hosts_and_origins_are_refused(backend):
     assert rebound.status_code == 403
     assert cross_site.status_code == 403
     assert same_machine.status_code == 200
+
+
+def test_a_browser_without_a_key_is_sent_to_the_dashboard_sign_in(keyed):
+    page = keyed.get("/ui", headers={"Accept": "text/html"}, follow_redirects=False)
+    api = keyed.get("/ui", follow_redirects=False)
+
+    assert page.status_code == 303
+    assert page.headers["location"] == "/ui/login"
+    assert api.status_code == 401

@@ -177,6 +177,12 @@ class ApiClient:
             ) from None
         if response.status_code >= 400:
             raise _error_of(response)
+        is_json = "json" in response.headers.get("Content-Type", "")
+        if response.status_code != 204 and not is_json:
+            raise Unreachable(
+                f"{self.url} answered, but not as a PingPay Scheduler API: "
+                "check --url or PINGPAY_URL."
+            )
         return response
 
 

@@ -348,7 +348,9 @@ def _headers(pairs: tuple[str, ...]) -> dict[str, str] | None:
     for pair in pairs:
         name, colon, value = pair.partition(":")
         if not colon or not name.strip():
-            raise click.BadParameter(f'{pair!r} is not "Name: value"', "--header")
+            raise click.BadParameter(
+                f'{pair!r} is not "Name: value"', param_hint="--header"
+            )
         headers[name.strip()] = value.strip()
     return headers
 

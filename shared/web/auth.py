@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.settings import Settings
@@ -120,14 +120,27 @@ class ApiKeyMiddleware:
             return
 
         presented = _presented_key(scope)
+        if presented is not None and self.keys.accepts(presented):
+            await self.app(scope, receive, send)
+            return
         if presented is None:
             log.info("refused %s: no API key", _request_line(scope))
-            await _refuse(401, "an API key is required")(scope, receive, send)
-        elif not self.keys.accepts(presented):
-            log.warning("refused %s: wrong API key", _request_line(scope))
-            await _refuse(403, "the API key is not valid")(scope, receive, send)
+            answer = _refuse(401, "an API key is required")
         else:
-            await self.app(scope, receive, send)
+            log.warning("refused %s: wrong API key", _request_line(scope))
+            answer = _refuse(403, "the API key is not valid")
+        if _dashboard_page(scope):
+            answer = RedirectResponse(f"{DASHBOARD_PATH}/login", status_code=303)
+        await answer(scope, receive, send)
+
+
+def _dashboard_page(scope: Scope) -> bool:
+    """A browser asking for a dashboard page, which the sign-in page serves
+    better than a JSON refusal."""
+    accept = Headers(scope=scope).get("accept", "")
+    path = _path(scope)
+    on_dashboard = path == DASHBOARD_PATH or path.startswith(DASHBOARD_PATH + "/")
+    return on_dashboard and scope.get("method") == "GET" and "text/html" in accept
 
 
 def _presented_key(scope: Scope) -> str | None:
