@@ -50,9 +50,9 @@ class Row:
 
 
 GOAL_TEXT = {
-    "at_most": "≤ {bound:g}",
-    "ratio_at_most": "≤ {bound:g}× APScheduler",
-    "ratio_at_least": "≥ {bound:g}× APScheduler",
+    "at_most": "≤ {bound}",
+    "ratio_at_most": "≤ {bound}× APScheduler",
+    "ratio_at_least": "≥ {bound}× APScheduler",
 }
 
 
@@ -172,7 +172,8 @@ def _steady(name: str, figures: dict) -> Iterator[Row]:
 def _limits(name: str, resources: dict) -> Iterator[Row]:
     """Where our CPU went at scale: each group of processes, and the machine."""
     for group in ("workers", "api", "postgres", "redis", "sink", "machine"):
-        yield Row(name, f"CPU {group} (mean)", "cores", resources[group]["cpu_mean"])
+        mean = resources.get(group, {}).get("cpu_mean")
+        yield Row(name, f"CPU {group} (mean)", "cores", mean)
 
 
 def _tick(name: str, figures: dict) -> Iterator[Row]:
@@ -243,13 +244,21 @@ def table(found: list[Row]) -> str:
         "| --- | --- | ---: | ---: | ---: | --- | --- |",
     ]
     for row in found:
-        goal = GOAL_TEXT[row.goal[0]].format(bound=row.goal[1]) if row.goal else ""
+        goal = _goal(row)
         met = {True: "yes", False: "**no**", None: ""}[row.met]
         lines.append(
             f"| {row.workload} | {row.figure} | {_value(row.ours, row.unit)} | "
             f"{_value(row.theirs, row.unit)} | {_ratio(row.ratio)} | {goal} | {met} |"
         )
     return "\n".join(lines)
+
+
+def _goal(row: Row) -> str:
+    if row.goal is None:
+        return ""
+    kind, bound = row.goal
+    shown = _value(bound, row.unit) if kind == "at_most" else f"{bound:g}"
+    return GOAL_TEXT[kind].format(bound=shown)
 
 
 def _value(value: float | None, unit: str) -> str:
