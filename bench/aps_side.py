@@ -69,14 +69,18 @@ def new_scheduler(
 
 
 class MissedEvents:
-    """Counts the fire times APScheduler reports as missed."""
+    """Counts the fire times in [begin, end) APScheduler reports as missed."""
 
-    def __init__(self, scheduler: BackgroundScheduler) -> None:
+    def __init__(
+        self, scheduler: BackgroundScheduler, begin: float = 0, end: float = 1e12
+    ) -> None:
         self.count = 0
+        self.begin, self.end = begin, end
         scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
 
-    def _missed(self, _event) -> None:
-        self.count += 1
+    def _missed(self, event) -> None:
+        if self.begin <= event.scheduled_run_time.timestamp() < self.end:
+            self.count += 1
 
 
 def add_jobs(scheduler, triggers: list, sink: str, clients: int) -> dict:
@@ -176,10 +180,14 @@ def burst(database, table, threads, clients, count, fire_at, sink, timeout) -> N
 @click.option("--until", type=float, required=True)
 @click.option("--sink", required=True)
 @click.option("--grace", type=float, required=True)
-def steady(database, table, threads, clients, count, first, until, sink, grace):
+@click.option("--begin", type=float, required=True, help="The measured window.")
+@click.option("--end", type=float, required=True)
+def steady(
+    database, table, threads, clients, count, first, until, sink, grace, begin, end
+):
     """``count`` jobs each every minute, their fire times spread over it."""
     scheduler = new_scheduler(database, table, threads, grace=grace)
-    missed = MissedEvents(scheduler)
+    missed = MissedEvents(scheduler, begin, end)
     scheduler.start()
     triggers = [
         IntervalTrigger(minutes=1, start_date=utc(start), timezone="UTC")

@@ -47,14 +47,15 @@ def _ours(bench: Bench, name: str, count: int) -> dict[str, Any]:
     service.start()
     fire_at = math.ceil(time.time() + lead_time(count))
     try:
-        with bench.sampler(service.groups()) as sampler:
+        with bench.sampler(service.groups()) as creating:
             created = asyncio.run(
                 _create(bench, service.api_urls, name, count, fire_at)
             )
-            ids = [answer["id"] for answer in created.answers]
-            sleep_until(fire_at)
+        ids = [answer["id"] for answer in created.answers]
+        sleep_until(fire_at)
+        with bench.sampler(service.groups()) as draining:
             lookups = asyncio.run(_probe(bench, service.api_urls, created.answers))
-            time.sleep(3)
+        time.sleep(3)
     finally:
         service.stop()
     arrivals = bench.sink.arrivals()
@@ -65,7 +66,7 @@ def _ours(bench: Bench, name: str, count: int) -> dict[str, Any]:
         "create_rate": created.rate,
         "create_latency": latency_summary(created.latencies),
         "lookups": lookups,
-        "resources": sampler.summary(),
+        "resources": {"create": creating.summary(), "drain": draining.summary()},
     }
 
 
@@ -81,16 +82,18 @@ def _theirs(bench: Bench, name: str, count: int) -> dict[str, Any]:
             "timeout": TIMEOUT,
         },
     )
-    with bench.sampler({"apscheduler": aps.pids}) as sampler:
+    with bench.sampler({"apscheduler": aps.pids}) as creating:
+        sleep_until(fire_at)
+    with bench.sampler({"apscheduler": aps.pids}) as draining:
         result = aps.result()
-        time.sleep(3)
+    time.sleep(3)
     expected = {(f"aps-{index}", float(fire_at)) for index in range(count)}
     arrivals = bench.sink.arrivals()
     return _drain(arrivals, expected, fire_at) | {
         "create_rate": result["add_rate"],
         "missed_events": result["missed_events"],
         "lookups": result["lookups"],
-        "resources": sampler.summary(),
+        "resources": {"create": creating.summary(), "drain": draining.summary()},
     }
 
 

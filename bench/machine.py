@@ -73,20 +73,18 @@ class Sampler:
         cpu = rss = 0.0
         for pid in pids:
             try:
-                process = self._process(pid)
-                cpu += process.cpu_percent() / 100
+                process = self._processes.get(pid)
+                if process is None:
+                    # A process seen for the first time starts psutil's
+                    # interval; it counts from the next sample on.
+                    process = self._processes[pid] = psutil.Process(pid)
+                    process.cpu_percent()
+                else:
+                    cpu += process.cpu_percent() / 100
                 rss += process.memory_info().rss
             except psutil.Error:
                 continue
         return cpu, rss
-
-    def _process(self, pid: int) -> psutil.Process:
-        if pid not in self._processes:
-            process = psutil.Process(pid)
-            # The first reading only starts psutil's interval.
-            process.cpu_percent()
-            self._processes[pid] = process
-        return self._processes[pid]
 
 
 def _mean(samples: list[float]) -> float:
