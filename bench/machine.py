@@ -3,7 +3,7 @@
 The machine is shared, so every figure is stored next to the load average
 at its start and end. A :class:`Sampler` follows named groups of processes
 (our API and workers, the PostgreSQL backends of the bench's database, the
-sink, APScheduler) once a second and reports each group's CPU use, as a share
+sink, APScheduler) twice a second and reports each group's CPU use, as a share
 of one core, and its largest resident memory.
 """
 
@@ -24,7 +24,7 @@ def load_average() -> list[float]:
 class Sampler:
     """Samples groups of processes in a background thread until stopped."""
 
-    def __init__(self, groups: dict[str, PidSource], every: float = 1.0) -> None:
+    def __init__(self, groups: dict[str, PidSource], every: float = 0.5) -> None:
         self.groups = groups
         self.every = every
         self._processes: dict[int, psutil.Process] = {}

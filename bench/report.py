@@ -119,18 +119,18 @@ def _burst_cpu(name: str, ours: dict, theirs: dict) -> Iterator[Row]:
     """CPU while creating and while draining, where the results split them."""
     if "drain" not in ours["resources"]:
         return
-    for phase in ("create", "drain"):
+    for phase, doing in (("create", "creating"), ("drain", "draining")):
         mine, aps = ours["resources"][phase], theirs["resources"][phase]
         yield Row(
             name,
-            f"CPU while {phase[:-1]}ing, service processes",
+            f"CPU while {doing}, service processes",
             "cores",
             mine["api"]["cpu_mean"] + mine["workers"]["cpu_mean"],
             aps["apscheduler"]["cpu_mean"],
         )
         yield Row(
             name,
-            f"CPU while {phase[:-1]}ing, PostgreSQL backends",
+            f"CPU while {doing}, PostgreSQL backends",
             "cores",
             mine["postgres"]["cpu_mean"],
             aps["postgres"]["cpu_mean"],

@@ -44,9 +44,12 @@ def once(name: str, target: str, when: float) -> dict[str, Any]:
 
 
 def store_jobs(engine: Engine, bodies: list[dict[str, Any]]) -> list[str]:
-    """Store jobs from request bodies; their ids, in the same order."""
-    now = utcnow()
-    rows = [_row(body, now) for body in bodies]
+    """Store jobs from request bodies; their ids, in the same order.
+
+    Each job is made at its own instant, as if created one after the other,
+    so that lists in creation order meet distinct creation times.
+    """
+    rows = [_row(body, utcnow()) for body in bodies]
     with engine.begin() as conn:
         for start in range(0, len(rows), BATCH):
             conn.execute(insert(jobs), rows[start : start + BATCH])
