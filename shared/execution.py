@@ -9,6 +9,7 @@ queues at its time.
 
 import json
 import logging
+import random
 import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from shared.logs import run_fields
 from shared.retry import Decision, RetryPolicy, decide
 from shared.store.jobs import Job
 from shared.store.retrying import persistently
-from shared.store.runs import AttemptRecord, DueRun, Run
+from shared.store.runs import AttemptRecord, Claim, DueRun, Run
 from shared.times import iso_z, utcnow
 
 if TYPE_CHECKING:
@@ -30,34 +31,31 @@ log = logging.getLogger("pingpay.execution")
 #: How long a run waits before asking again when its job is at its limit.
 CONCURRENCY_WAIT = timedelta(seconds=1)
 
+#: How long a delivery thread keeps asking for a run while the whole service
+#: is at its limit, before it puts the run back for ``CONCURRENCY_WAIT``.
+BUSY_WAIT_SECONDS = 1.0
+
+#: The range of the random pause between two such asks, in seconds.
+BUSY_PAUSE = (0.02, 0.1)
+
 #: Methods whose requests carry no body.
 BODILESS = frozenset({"GET", "HEAD"})
 
 
 def execute_run(runtime: "Runtime", run_id: str) -> None:
     """Make the next attempt of a run, if it is still wanted."""
-    margin = runtime.settings.lease_margin_seconds
-    # The clock is read inside the retried call: a claim that waited for the
-    # database must not start with a lease that has already run out.
-    claim = persistently(
-        runtime.settings.db_retry_seconds,
-        lambda: runtime.store.runs.claim(
-            run_id,
-            utcnow(),
-            lease=lambda job: job["timeout_seconds"] + margin,
-            grace=timedelta(seconds=runtime.settings.misfire_grace_seconds),
-        ),
-    )
+    claim = _claim_when_free(runtime, run_id)
     if claim.decision == "early":
         runtime.dispatcher.hold([DueRun(run_id, claim.run["scheduled_for"])])
         log.debug("run %s came before its fire time; held until then", run_id)
-    elif claim.decision == "wait":
+    elif claim.decision in ("wait", "busy"):
         runtime.dispatcher.hold([DueRun(run_id, utcnow() + CONCURRENCY_WAIT)])
         log.debug(
-            "job %s run %s waits: its job is at its concurrency limit",
+            "job %s run %s waits: %s is at its concurrency limit",
             claim.job["id"],
             run_id,
-            extra=run_fields(claim.run, "wait"),
+            "its job" if claim.decision == "wait" else "the service",
+            extra=run_fields(claim.run, claim.decision),
         )
     elif claim.decision in ("skipped", "cancelled", "missed"):
         metrics.run_finished(claim.decision)
@@ -70,6 +68,36 @@ def execute_run(runtime: "Runtime", run_id: str) -> None:
         )
     elif claim.decision == "run":
         _attempt(runtime, claim.job, claim.run)
+
+
+def _claim_when_free(runtime: "Runtime", run_id: str) -> Claim:
+    """Claim a run; while the whole service is at its limit, ask again shortly.
+
+    Waiting here, in the delivery thread, keeps the runs asking for a free
+    slot to the number of delivery threads however many runs are due, and
+    starts a waiting run within a tenth of a second of a slot coming free.
+    """
+    claim = _claim(runtime, run_id)
+    give_up_at = time.monotonic() + BUSY_WAIT_SECONDS
+    while claim.decision == "busy" and time.monotonic() < give_up_at:
+        time.sleep(random.uniform(*BUSY_PAUSE))
+        claim = _claim(runtime, run_id)
+    return claim
+
+
+def _claim(runtime: "Runtime", run_id: str) -> Claim:
+    margin = runtime.settings.lease_margin_seconds
+    # The clock is read inside the retried call: a claim that waited for the
+    # database must not start with a lease that has already run out.
+    return persistently(
+        runtime.settings.db_retry_seconds,
+        lambda: runtime.store.runs.claim(
+            run_id,
+            utcnow(),
+            lease=lambda job: job["timeout_seconds"] + margin,
+            grace=timedelta(seconds=runtime.settings.misfire_grace_seconds),
+        ),
+    )
 
 
 def _attempt(runtime: "Runtime", job: Job, run: Run) -> None:

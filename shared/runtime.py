@@ -43,7 +43,11 @@ def build_runtime(settings: Settings, dispatch: DispatchMode = "thread") -> Runt
     ``thread`` dispatch suits processes that stay up (they queue each run at
     its exact fire time); ``eta`` suits function platforms.
     """
-    store = Store.from_url(settings.database_url, settings.worker_concurrency + 4)
+    store = Store.from_url(
+        settings.database_url,
+        settings.worker_concurrency + 4,
+        settings.max_deliveries_in_flight,
+    )
     queue = Queue(create_huey(settings))
     dispatcher_class = Dispatcher if dispatch == "thread" else EtaDispatcher
     sender = Sender(

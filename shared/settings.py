@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         8, ge=1, le=512, description="Deliveries one worker process runs at once."
     )
+    max_deliveries_in_flight: int = Field(
+        100,
+        ge=0,
+        le=100_000,
+        description="Deliveries the whole service runs at once, across every "
+        "worker and execute invocation; 0 for no limit beyond each process's "
+        "WORKER_CONCURRENCY.",
+    )
     queue_name: str = Field("pingpay", description="Name of the Huey queue.")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["text", "json"] = Field(

@@ -3,11 +3,11 @@
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import insert, update
+from sqlalchemy import delete, insert, update
 
 from shared.definitions import new_job
-from shared.store.runs import AttemptRecord
-from shared.store.tables import runs
+from shared.store.runs import AttemptRecord, RunStore
+from shared.store.tables import delivery_slots, runs
 from shared.times import utcnow
 from tests.test_tick import EVERY_MINUTE
 
@@ -180,3 +180,45 @@ def test_the_sweep_leaves_runs_queued_ahead_of_their_fire_time(runtime):
     lost = runtime.store.runs.recover_stale(now, now, now)
 
     assert lost == []
+
+
+def capped_store(runtime, max_in_flight: int) -> RunStore:
+    """A run store with a service-wide limit, its slots all free."""
+    with runtime.store.engine.begin() as conn:
+        conn.execute(delete(delivery_slots))
+    return RunStore(runtime.store.engine, max_in_flight)
+
+
+def test_the_service_wide_limit_makes_a_run_wait_for_a_free_slot(runtime):
+    capped = capped_store(runtime, 1)
+    first = add_run(runtime, add_job(runtime), 1)
+    second = add_run(runtime, add_job(runtime), 1)
+
+    running = capped.claim(first, utcnow(), LEASE)
+    busy = capped.claim(second, utcnow(), LEASE)
+    finish(runtime, running)
+    after = capped.claim(second, utcnow(), LEASE)
+
+    assert (running.decision, busy.decision, after.decision) == ("run", "busy", "run")
+    assert runtime.store.runs.get(second)["status"] == "running"
+
+
+def test_a_slot_whose_worker_vanished_is_free_once_its_lease_expires(runtime):
+    capped = capped_store(runtime, 1)
+    first = add_run(runtime, add_job(runtime), 1)
+    second = add_run(runtime, add_job(runtime), 1)
+
+    capped.claim(first, utcnow(), lambda job: 0.01)
+    later = utcnow() + timedelta(seconds=1)
+
+    assert capped.claim(second, later, LEASE).decision == "run"
+
+
+def test_without_a_service_wide_limit_no_slot_is_needed(runtime):
+    unlimited = RunStore(runtime.store.engine, max_in_flight=0)
+    claims = [
+        unlimited.claim(add_run(runtime, add_job(runtime), 1), utcnow(), LEASE)
+        for _ in range(3)
+    ]
+
+    assert [c.decision for c in claims] == ["run"] * 3

@@ -8,7 +8,9 @@ counts what the target received: runs due, delivered, duplicated, lost.
 import time
 
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 
+from shared.store.tables import delivery_slots
 from shared.web.app import create_app
 from tests.helpers import servers_only, wait_for
 from tests.processes import CuttableProxy
@@ -145,3 +147,30 @@ def test_the_api_answers_503_while_postgres_is_cut(backend, start_service):
     assert down.status_code == 503
     assert down.json()["detail"].startswith("database unavailable")
     assert back.status_code == 200
+
+
+@servers_only
+def test_the_whole_service_runs_no_more_deliveries_at_once_than_its_limit(
+    backend, start_service, workers, target_server
+):
+    target_server.reply("/slow", Reply(200, delay=1))
+    runtime = start_service(deliver=False)
+    with runtime.store.engine.begin() as conn:
+        # Slots that other tests' runs hold in this shared database.
+        conn.execute(delete(delivery_slots))
+    for _ in range(3):
+        workers(backend.env() | {"MAX_DELIVERIES_IN_FLIGHT": "3"})
+    with api_for(runtime) as client:
+        body = one_time_job(target_server.url("/slow"), 2)
+        jobs = [client.post("/jobs", json=body).json()["id"] for _ in range(9)]
+        finished = [finished_run(client, job, timeout=40) for job in jobs]
+
+    received = target_server.received("/slow")
+
+    arrivals = sorted(r.monotonic for r in received)
+    # Each request is answered a second after it arrives: the requests in
+    # flight when one arrives are those that arrived less than a second ago.
+    at_once = max(sum(a <= b < a + 1 for b in arrivals) for a in arrivals)
+    assert at_once == 3
+    assert [run["status"] for run in finished] == ["succeeded"] * 9
+    assert len({r.headers["X-PingPay-Run-Id"] for r in received}) == len(received)

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shared.planning import Plan
+from shared.store import slots
 from shared.store.jobs import Job, cancel_waiting_runs, past
 from shared.store.tables import attempts, jobs, runs
 
@@ -53,8 +54,9 @@ class Claim:
 
     ``decision`` is ``run`` (an attempt may start: ``run`` and ``job`` are
     set), ``early`` (its fire time has not come: a queue handed it over
-    ahead of time), ``wait`` (the job is at its concurrency limit), ``skipped`` (the
-    job's overlap policy dropped it), ``missed`` (it started too late and
+    ahead of time), ``wait`` (the job is at its concurrency limit), ``busy``
+    (the whole service is at its limit), ``skipped`` (the job's overlap
+    policy dropped it), ``missed`` (it started too late and
     the misfire policy dropped it), ``cancelled`` (the job was stopped) or
     ``gone`` (nothing left to do: unknown, finished or held elsewhere).
     """
@@ -88,10 +90,16 @@ class AttemptRecord:
 
 
 class RunStore:
-    """The ``runs`` and ``attempts`` tables."""
+    """The ``runs`` and ``attempts`` tables.
 
-    def __init__(self, engine: Engine) -> None:
+    With ``max_in_flight`` above zero, no more than that many attempts run at
+    once across every process that shares the database (see ``slots.py``).
+    """
+
+    def __init__(self, engine: Engine, max_in_flight: int = 0) -> None:
         self.engine = engine
+        self.max_in_flight = max_in_flight
+        self._slots_provided = False
 
     # The tick.
 
@@ -217,6 +225,7 @@ class RunStore:
         ``grace`` is how late a scheduled run may start before the job's
         misfire policy decides whether it still goes out.
         """
+        self._provide_slots()
         with self.engine.begin() as conn:
             job_id = conn.scalar(select(runs.c.job_id).where(runs.c.id == run_id))
             job = _locked_job(conn, job_id) if job_id else None
@@ -225,10 +234,25 @@ class RunStore:
                 return Claim("gone")
             decision = _admission(conn, job, run, now, grace)
             if decision == "run":
-                run = _start_attempt(conn, job, run, now, lease(job))
+                until = now + timedelta(seconds=lease(job))
+                if not self._take_slot(conn, run_id, now, until):
+                    return Claim("busy", run, job)
+                run = _start_attempt(conn, job, run, now, until)
             elif decision in ("skipped", "cancelled", "missed"):
                 _finish_run(conn, run_id, decision, now)
             return Claim(decision, run, job)
+
+    def _provide_slots(self) -> None:
+        if self.max_in_flight and not self._slots_provided:
+            slots.provide(self.engine, self.max_in_flight)
+            self._slots_provided = True
+
+    def _take_slot(
+        self, conn: Connection, run_id: str, now: datetime, until: datetime
+    ) -> bool:
+        if not self.max_in_flight:
+            return True
+        return slots.take(conn, self.max_in_flight, run_id, now, until)
 
     def next_attempt(self, run_id: str) -> NextAttempt | None:
         """The job, number and timeout of a run's next attempt; None if gone."""
@@ -259,6 +283,8 @@ class RunStore:
         """
         with self.engine.begin() as conn:
             job = _locked_job(conn, run["job_id"])
+            if self.max_in_flight:
+                slots.free(conn, run["id"])
             if job is None:
                 return None
             conn.execute(insert(attempts).values(run_id=run["id"], **vars(record)))
@@ -510,12 +536,12 @@ def _in_flight(
 
 
 def _start_attempt(
-    conn: Connection, job: Job, run: Run, now: datetime, lease_seconds: float
+    conn: Connection, job: Job, run: Run, now: datetime, until: datetime
 ) -> Run:
     values = {
         "status": "running",
         "attempts": run["attempts"] + 1,
-        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "lease_expires_at": until,
         "started_at": run["started_at"] or now,
         "next_attempt_at": None,
     }

@@ -137,3 +137,12 @@ attempts = Table(
     Column("response_truncated", Boolean, nullable=False, default=False),
     Index("ix_attempts_run", "run_id", "number"),
 )
+
+delivery_slots = Table(
+    "delivery_slots",
+    metadata,
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("run_id", String(36)),
+    Column("lease_expires_at", UTCDateTime),
+)
+"""One row per attempt the whole service may run at once; see ``slots.py``."""
