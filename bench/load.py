@@ -13,6 +13,8 @@ from typing import Any
 
 import aiohttp
 
+from bench.service import AUTHORIZATION
+
 #: Builds the i-th request: (method, path, JSON body or None).
 RequestMaker = Callable[[int], tuple[str, str, Any]]
 
@@ -66,7 +68,9 @@ async def drive(
     connector = aiohttp.TCPConnector(limit=clients, force_close=False)
     timeout = aiohttp.ClientTimeout(total=60)
     started = time.monotonic()
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=AUTHORIZATION
+    ) as session:
         client = _Client(session, base_urls, make, result, keep_answers, pause)
         await asyncio.gather(*(client.loop(next_index) for _ in range(clients)))
     result.seconds = time.monotonic() - started

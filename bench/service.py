@@ -19,10 +19,15 @@ import psycopg
 import requests
 
 from shared.settings import Settings
+from shared.web.auth import hashed_key, new_key
 from shared.store.engine import create_store_engine
 
 COMMAND = str(Path(sys.executable).parent / "pingpay-scheduler")
 REPOSITORY = Path(__file__).resolve().parent.parent
+
+#: The API key the bench's clients send; the service holds only its hash.
+API_KEY = new_key()
+AUTHORIZATION = {"Authorization": f"Bearer {API_KEY}"}
 
 
 def free_port() -> int:
@@ -151,6 +156,9 @@ class Service:
             QUEUE_NAME=self.queue_name,
             WORKER_CONCURRENCY=str(layout.concurrency),
             HOST="127.0.0.1",
+            API_KEYS=hashed_key(API_KEY),
+            # The sink listens on this machine's loopback address.
+            ALLOW_PRIVATE_TARGETS="true",
         )
 
     @property

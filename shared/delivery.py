@@ -540,7 +540,10 @@ class _Watchdog:
             entry = (deadline.expires_at, next(self._order), deadline)
             heapq.heappush(self._heap, entry)
             self._ensure_thread()
-            self._changed.notify()
+            # The thread sleeps until the earliest deadline; it needs waking
+            # only when this one comes first.
+            if self._heap[0] is entry:
+                self._changed.notify()
         return deadline
 
     def stop(self) -> None:

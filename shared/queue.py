@@ -11,10 +11,35 @@ from datetime import datetime
 
 import redis
 from huey import Huey, RedisHuey, SqliteHuey
+from huey.storage import RedisStorage
 
 from shared.settings import Settings
 
 log = logging.getLogger("pingpay.queue")
+
+#: Most run ids sent to Redis in one command.
+PUSH_CHUNK = 500
+
+
+class _Unrevoked:
+    """Huey without its check for revoked tasks before each one runs.
+
+    Runs are stopped in the database (a paused or deleted job's waiting runs
+    are cancelled there, and a worker checks before each attempt), never by
+    revoking their task, so the check would only cost a lookup in the
+    queue's storage for every run.
+    """
+
+    def is_revoked(self, task, timestamp=None, peek=True) -> bool:
+        return False
+
+
+class _RedisQueue(_Unrevoked, RedisHuey):
+    pass
+
+
+class _SqliteQueue(_Unrevoked, SqliteHuey):
+    pass
 
 
 def create_huey(settings: Settings) -> Huey:
@@ -26,11 +51,11 @@ def create_huey(settings: Settings) -> Huey:
             socket_timeout=10,
             health_check_interval=30,
         )
-        return RedisHuey(
+        return _RedisQueue(
             settings.queue_name, connection_pool=pool, results=False, utc=True
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(
+    return _SqliteQueue(
         settings.queue_name,
         filename=str(settings.data_dir / "queue.db"),
         results=False,
@@ -55,9 +80,20 @@ class Queue:
         self._deliver = self.huey.task(name="deliver")(deliver_run)
 
     def push(self, run_ids: Iterable[str]) -> None:
-        """Queue runs to execute as soon as a worker is free."""
-        for run_id in run_ids:
-            self._deliver(run_id)
+        """Queue runs to execute as soon as a worker is free.
+
+        On Redis, many runs go in one command, not one round trip each.
+        """
+        tasks = [self._deliver.s(run_id) for run_id in run_ids]
+        storage = self.huey.storage
+        if not isinstance(storage, RedisStorage):
+            for task in tasks:
+                self.huey.enqueue(task)
+            return
+        for start in range(0, len(tasks), PUSH_CHUNK):
+            chunk = tasks[start : start + PUSH_CHUNK]
+            messages = [self.huey.serialize_task(task) for task in chunk]
+            storage.conn.lpush(storage.queue_key, *messages)
 
     def push_at(self, run_id: str, eta: datetime) -> None:
         """Queue a run to execute at ``eta``, an aware datetime.

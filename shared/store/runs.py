@@ -27,15 +27,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shared.planning import Plan
-from shared.store import slots
-from shared.store.jobs import Job, cancel_waiting_runs, past
+from shared.store import claims, slots
+from shared.store.claims import Run
+from shared.store.jobs import Job, past
 from shared.store.tables import attempts, jobs, runs
-
-Run = dict[str, Any]
-
-#: How far ahead of its fire time a run may start: clocks of two machines
-#: differ by a few milliseconds, never by this much.
-EARLY_TOLERANCE = timedelta(milliseconds=500)
 
 #: Statuses after which a run never changes again.
 FINAL = ("succeeded", "failed", "skipped", "cancelled", "missed")
@@ -227,19 +222,17 @@ class RunStore:
         """
         self._provide_slots()
         with self.engine.begin() as conn:
-            job_id = conn.scalar(select(runs.c.job_id).where(runs.c.id == run_id))
-            job = _locked_job(conn, job_id) if job_id else None
-            run = _locked_run(conn, run_id) if job else None
+            run, job = claims.lock_run_and_job(conn, run_id)
             if run is None or run["status"] not in ("pending", "queued", "retrying"):
                 return Claim("gone")
-            decision = _admission(conn, job, run, now, grace)
+            decision = claims.admission(conn, job, run, now, grace)
             if decision == "run":
                 until = now + timedelta(seconds=lease(job))
                 if not self._take_slot(conn, run_id, now, until):
                     return Claim("busy", run, job)
-                run = _start_attempt(conn, job, run, now, until)
+                run = claims.start_attempt(conn, job, run, now, until)
             elif decision in ("skipped", "cancelled", "missed"):
-                _finish_run(conn, run_id, decision, now)
+                claims.finish_run(conn, run_id, decision, now)
             return Claim(decision, run, job)
 
     def _provide_slots(self) -> None:
@@ -282,15 +275,14 @@ class RunStore:
         job as it now is (None if it was deleted).
         """
         with self.engine.begin() as conn:
-            job = _locked_job(conn, run["job_id"])
+            job = claims.lock_job(conn, run["job_id"])
             if self.max_in_flight:
                 slots.free(conn, run["id"])
             if job is None:
                 return None
-            conn.execute(insert(attempts).values(run_id=run["id"], **vars(record)))
-            _store_run_state(conn, run["id"], record, outcome, next_attempt_at, now)
+            claims.store_attempt(conn, run["id"], record, outcome, next_attempt_at, now)
             if outcome != "retrying":
-                job = _record_on_job(conn, job, run, record, outcome, fail_after)
+                job = claims.record_on_job(conn, job, run, record, outcome, fail_after)
         return job
 
     # Reads for the API.
@@ -448,184 +440,6 @@ def _insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> list:
         where=(runs.c.status == "cancelled") & (runs.c.attempts == 0),
     ).returning(runs.c.id, runs.c.scheduled_for, runs.c.status)
     return list(conn.execute(statement, rows))
-
-
-def _locked_job(conn: Connection, job_id: str) -> Job | None:
-    query = select(jobs).where(jobs.c.id == job_id).with_for_update()
-    row = conn.execute(query).first()
-    return dict(row._mapping) if row else None
-
-
-def _locked_run(conn: Connection, run_id: str) -> Run | None:
-    query = select(runs).where(runs.c.id == run_id).with_for_update()
-    row = conn.execute(query).first()
-    return dict(row._mapping) if row else None
-
-
-def _admission(
-    conn: Connection, job: Job, run: Run, now: datetime, grace: timedelta
-) -> str:
-    """Whether a run may start now, under its job's status and limits.
-
-    A manual run of a paused job makes its first attempt (the user asked for
-    it), but no retry after the pause.
-    """
-    manual = run["trigger"] == "manual"
-    if job["status"] != "active" and not (manual and run["attempts"] == 0):
-        return "cancelled"
-    if run["attempts"] == 0 and run["scheduled_for"] > now + EARLY_TOLERANCE:
-        return "early"
-    if _misfired(conn, job, run, now, grace):
-        return "missed"
-    running, retrying = _in_flight(conn, job["id"], run["id"], now)
-    if job["overlap_policy"] == "skip" and not manual and running + retrying:
-        return "skipped"
-    limit = job["max_concurrency"]
-    if limit is not None and running >= limit:
-        return "wait"
-    return "run"
-
-
-def _misfired(
-    conn: Connection, job: Job, run: Run, now: datetime, grace: timedelta
-) -> bool:
-    """True for a scheduled run that waited past the grace, which the job's
-    misfire policy says not to send.
-
-    A run planned on time can still start late: its worker, the queue or the
-    database was away, and the fire times after it came due meanwhile.
-    ``skip`` sends no such run; ``run_once`` sends it only if no later fire
-    time of the job is due as well (that one goes instead); ``run_all``
-    sends it.
-    """
-    # Lateness counts from when the run was both due and written: the tick
-    # that wrote a run after its fire time already applied the policy.
-    late = max(run["scheduled_for"], run["created_at"]) < now - grace
-    if run["trigger"] != "schedule" or run["attempts"] or not late:
-        return False
-    if job["misfire_policy"] == "skip":
-        return True
-    if job["misfire_policy"] == "run_all":
-        return False
-    later_due = select(runs.c.id).where(
-        runs.c.job_id == job["id"],
-        runs.c.scheduled_for > run["scheduled_for"],
-        runs.c.scheduled_for <= now,
-    )
-    return conn.execute(later_due.limit(1)).first() is not None
-
-
-def _in_flight(
-    conn: Connection, job_id: str, run_id: str, now: datetime
-) -> tuple[int, int]:
-    """The job's other runs mid-attempt (live lease) and between attempts."""
-    query = (
-        select(runs.c.status, func.count())
-        .where(
-            runs.c.job_id == job_id,
-            runs.c.id != run_id,
-            or_(
-                and_(runs.c.status == "running", runs.c.lease_expires_at > now),
-                runs.c.status == "retrying",
-            ),
-        )
-        .group_by(runs.c.status)
-    )
-    counts = dict(conn.execute(query).all())
-    return counts.get("running", 0), counts.get("retrying", 0)
-
-
-def _start_attempt(
-    conn: Connection, job: Job, run: Run, now: datetime, until: datetime
-) -> Run:
-    values = {
-        "status": "running",
-        "attempts": run["attempts"] + 1,
-        "lease_expires_at": until,
-        "started_at": run["started_at"] or now,
-        "next_attempt_at": None,
-    }
-    conn.execute(update(runs).where(runs.c.id == run["id"]).values(**values))
-    if run["attempts"] == 0:
-        conn.execute(update(jobs).where(jobs.c.id == job["id"]).values(last_run_at=now))
-    return run | values
-
-
-def _finish_run(conn: Connection, run_id: str, status: str, now: datetime) -> None:
-    conn.execute(
-        update(runs)
-        .where(runs.c.id == run_id)
-        .values(status=status, finished_at=now, lease_expires_at=None)
-    )
-
-
-def _store_run_state(
-    conn: Connection,
-    run_id: str,
-    record: AttemptRecord,
-    outcome: str,
-    next_attempt_at: datetime | None,
-    now: datetime,
-) -> None:
-    conn.execute(
-        update(runs)
-        .where(runs.c.id == run_id)
-        .values(
-            status=outcome,
-            attempts=record.number,
-            last_status_code=record.status_code,
-            last_error=record.error,
-            next_attempt_at=next_attempt_at,
-            lease_expires_at=None,
-            finished_at=None if outcome == "retrying" else now,
-        )
-    )
-
-
-def _record_on_job(
-    conn: Connection,
-    job: Job,
-    run: Run,
-    record: AttemptRecord,
-    outcome: str,
-    fail_after: int,
-) -> Job:
-    """Note a run's final outcome on its job, and what it means for the job.
-
-    A one-time job, or a recurring one whose window has closed, has no next
-    fire time: its last scheduled run decides its final status. A manual run
-    never finishes a job whose schedule is still to come. A recurring job
-    whose runs keep failing stops firing after ``fail_after`` in a row.
-    """
-    streak = job["consecutive_failures"] + 1 if outcome == "failed" else 0
-    values: dict[str, Any] = {
-        "last_run_status": outcome,
-        "consecutive_failures": streak,
-    }
-    if job["status"] == "active":
-        values |= _status_change(job, run, record, outcome, streak, fail_after)
-    conn.execute(update(jobs).where(jobs.c.id == job["id"]).values(**values))
-    if values.get("status_reason"):
-        cancel_waiting_runs(conn, job["id"], record.started_at)
-    return job | values
-
-
-def _status_change(
-    job: Job,
-    run: Run,
-    record: AttemptRecord,
-    outcome: str,
-    streak: int,
-    fail_after: int,
-) -> dict[str, Any]:
-    if run["trigger"] != "manual" and job["next_run_at"] is None:
-        one_time = job["schedule_type"] == "specific_time"
-        failed = one_time and outcome == "failed"
-        return {"status": "failed" if failed else "completed"}
-    if fail_after and streak >= fail_after:
-        reason = f"{streak} runs failed in a row; the last: {record.error}"
-        return {"status": "failed", "status_reason": reason}
-    return {}
 
 
 def _record_lost_attempts(conn: Connection, lost: list, now: datetime) -> None:
