@@ -19,8 +19,8 @@ import psycopg
 import requests
 
 from shared.settings import Settings
-from shared.web.auth import hashed_key, new_key
 from shared.store.engine import create_store_engine
+from shared.web.auth import hashed_key, new_key
 
 COMMAND = str(Path(sys.executable).parent / "pingpay-scheduler")
 REPOSITORY = Path(__file__).resolve().parent.parent
