@@ -11,13 +11,16 @@ fire time) keep each fire time to one run, so no leader is needed.
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
 from shared import metrics
-from shared.planning import plan_runs
+from shared.definitions import due_soon
+from shared.planning import Plan, plan_runs
+from shared.store.jobs import Job
 from shared.times import utcnow
 
 if TYPE_CHECKING:
@@ -73,21 +76,48 @@ def tick(
     return summary
 
 
+def add_job(runtime: "Runtime", job: Job, now: datetime) -> Job:
+    """Store a new job; one that fires within the look-ahead gets its runs.
+
+    Those runs are written in the transaction that stores the job, with
+    ``next_run_at`` already past them, so no tick needs to find the job and
+    none can plan its fire times twice.
+    """
+    if not due_soon(job, now, runtime.settings.lookahead_seconds):
+        return runtime.store.jobs.insert(job)
+    started = time.perf_counter()
+    job, due = runtime.store.runs.insert_planned(job, planner(runtime, now)(job), now)
+    summary = TickSummary(jobs=1, runs_created=len(due))
+    summary.runs_queued = runtime.dispatcher.hold(due)
+    summary.seconds = time.perf_counter() - started
+    metrics.tick_finished(summary, regular=False)
+    return job
+
+
+def planner(runtime: "Runtime", now: datetime) -> Callable[[Job], Plan]:
+    """The runs a tick at ``now`` writes for a job, and where it goes next."""
+    settings = runtime.settings
+    return partial(
+        plan_runs,
+        now=now,
+        horizon=_horizon(runtime, now),
+        grace=timedelta(seconds=settings.misfire_grace_seconds),
+        max_catch_up=settings.max_catch_up_runs,
+    )
+
+
+def _horizon(runtime: "Runtime", now: datetime) -> datetime:
+    return now + timedelta(seconds=runtime.settings.lookahead_seconds)
+
+
 def _plan_due_jobs(
     runtime: "Runtime", now: datetime, job_ids: list[str] | None, summary: TickSummary
 ) -> None:
     settings = runtime.settings
-    horizon = now + timedelta(seconds=settings.lookahead_seconds)
-    planner = partial(
-        plan_runs,
-        now=now,
-        horizon=horizon,
-        grace=timedelta(seconds=settings.misfire_grace_seconds),
-        max_catch_up=settings.max_catch_up_runs,
-    )
+    horizon, plan = _horizon(runtime, now), planner(runtime, now)
     while True:
         claimed, due = runtime.store.runs.plan_due(
-            now, horizon, settings.tick_batch_size, planner, job_ids
+            now, horizon, settings.tick_batch_size, plan, job_ids
         )
         summary.jobs += claimed
         summary.runs_created += len(due)

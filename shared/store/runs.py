@@ -129,6 +129,25 @@ class RunStore:
         ]
         return len(claimed), pending
 
+    def insert_planned(
+        self, job: Job, plan: Plan, now: datetime
+    ) -> tuple[Job, list[DueRun]]:
+        """Store a new job together with the runs ``plan`` gives it.
+
+        Returns the job as stored (its ``next_run_at`` past those runs) and
+        the pending runs.
+        """
+        advance = _advance(job, plan)
+        job = job | {"next_run_at": advance["b_next"], "status": advance["b_status"]}
+        new_runs = [_run_row(job["id"], p, now) for p in plan.runs]
+        with self.engine.begin() as conn:
+            conn.execute(insert(jobs).values(**job))
+            created = _insert_runs(conn, new_runs)
+        pending = [
+            DueRun(r.id, r.scheduled_for) for r in created if r.status == "pending"
+        ]
+        return job, pending
+
     def add_manual(self, job_id: str, now: datetime) -> DueRun:
         """A run outside the schedule, due now."""
         row = _run_row(job_id, None, now)

@@ -19,7 +19,7 @@ from shared.errors import Conflict, NotFound
 from shared.masking import refuse_moving_credentials, unmasked
 from shared.planning import schedule_of
 from shared.runtime import Runtime
-from shared.tick import tick
+from shared.tick import add_job, tick
 from shared.times import utcnow
 from shared.web.pages import decode_cursor, link_next, split_page
 from shared.web.policy import check_job, page_size
@@ -65,8 +65,7 @@ def create_job(body: JobFields, request: Request) -> dict[str, Any]:
     fields = body.model_dump()
     check_job(fields, runtime.settings)
     fields = normalise_schedule(fields, now, future_required=True)
-    job = runtime.store.jobs.insert(new_job(fields, now))
-    return job_view(_schedule_if_due(runtime, job), now)
+    return job_view(add_job(runtime, new_job(fields, now), now), now)
 
 
 @router.get("/jobs", response_model=list[Job])
