@@ -6,6 +6,7 @@ from datetime import timedelta
 from sqlalchemy import delete, insert, update
 
 from shared.definitions import new_job
+from shared.store.claims import ClaimRequest, Finish
 from shared.store.runs import AttemptRecord, RunStore
 from shared.store.tables import delivery_slots, runs
 from shared.times import utcnow
@@ -222,3 +223,63 @@ def test_without_a_service_wide_limit_no_slot_is_needed(runtime):
     ]
 
     assert [c.decision for c in claims] == ["run"] * 3
+
+
+def claim_together(store: RunStore, run_ids: list[str]) -> list[str]:
+    """Decisions for runs claimed in one transaction, as busy threads do."""
+    requests = [
+        ClaimRequest(r, utcnow(), LEASE, timedelta(seconds=60)) for r in run_ids
+    ]
+    return [claim.decision for claim in store.claim_many(requests)]
+
+
+def test_runs_claimed_together_keep_their_job_within_its_limit(runtime):
+    job = add_job(runtime, max_concurrency=1)
+    first, second = add_run(runtime, job, 2), add_run(runtime, job, 1)
+
+    assert claim_together(runtime.store.runs, [first, second]) == ["run", "wait"]
+    assert runtime.store.runs.get(second)["status"] == "queued"
+
+
+def test_runs_claimed_together_skip_an_overlap(runtime):
+    job = add_job(runtime, overlap_policy="skip")
+    first, second = add_run(runtime, job, 2), add_run(runtime, job, 1)
+
+    assert claim_together(runtime.store.runs, [first, second]) == ["run", "skipped"]
+    assert runtime.store.runs.get(second)["status"] == "skipped"
+
+
+def test_a_run_asked_for_twice_in_one_batch_is_claimed_once(runtime):
+    run_id = add_run(runtime, add_job(runtime), 1)
+
+    assert claim_together(runtime.store.runs, [run_id, run_id]) == ["run", "gone"]
+    assert runtime.store.runs.get(run_id)["attempts"] == 1
+
+
+def test_runs_claimed_together_share_the_free_slots(runtime):
+    capped = capped_store(runtime, 2)
+    wanted = [add_run(runtime, add_job(runtime), 1) for _ in range(3)]
+
+    assert claim_together(capped, wanted) == ["run", "run", "busy"]
+    assert runtime.store.runs.get(wanted[2])["status"] == "queued"
+    capped.close()
+
+
+def test_runs_of_one_job_finished_together_count_in_order(runtime):
+    job = add_job(runtime)
+    started = runtime.store.runs.claim_many(
+        [
+            ClaimRequest(add_run(runtime, job, s), utcnow(), LEASE, timedelta(0))
+            for s in (2, 1)
+        ]
+    )
+    failed = AttemptRecord(1, utcnow(), 5.0, 500, "failed", "HTTP 500", "", False)
+
+    jobs = runtime.store.runs.finish_many(
+        [Finish(c.run, failed, "failed", None, utcnow(), 2) for c in started]
+    )
+
+    assert [j["consecutive_failures"] for j in jobs] == [2, 2]
+    stored = runtime.store.jobs.get(job["id"])
+    assert stored["status"] == "failed"
+    assert stored["consecutive_failures"] == 2

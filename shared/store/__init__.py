@@ -26,4 +26,5 @@ class Store:
             conn.execute(text("SELECT 1"))
 
     def close(self) -> None:
+        self.runs.close()
         self.engine.dispose()

@@ -28,7 +28,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from shared.planning import Plan
 from shared.store import claims, slots
-from shared.store.claims import Run
+from shared.store.batching import Batcher
+from shared.store.claims import Claim, ClaimRequest, Finish, Run
 from shared.store.jobs import Job, past
 from shared.store.tables import attempts, jobs, runs
 
@@ -41,24 +42,6 @@ class DueRun(NamedTuple):
 
     id: str
     due: datetime
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What a worker may do with a run it took from the queue.
-
-    ``decision`` is ``run`` (an attempt may start: ``run`` and ``job`` are
-    set), ``early`` (its fire time has not come: a queue handed it over
-    ahead of time), ``wait`` (the job is at its concurrency limit), ``busy``
-    (the whole service is at its limit), ``skipped`` (the job's overlap
-    policy dropped it), ``missed`` (it started too late and
-    the misfire policy dropped it), ``cancelled`` (the job was stopped) or
-    ``gone`` (nothing left to do: unknown, finished or held elsewhere).
-    """
-
-    decision: str
-    run: Run | None = None
-    job: Job | None = None
 
 
 class NextAttempt(NamedTuple):
@@ -95,6 +78,13 @@ class RunStore:
         self.engine = engine
         self.max_in_flight = max_in_flight
         self._slots_provided = False
+        self._claims = Batcher(self.claim_many, "pingpay-claims")
+        self._finishes = Batcher(self.finish_many, "pingpay-finishes")
+
+    def close(self) -> None:
+        """Stop the threads that claim and finish runs together."""
+        self._claims.close()
+        self._finishes.close()
 
     # The tick.
 
@@ -237,34 +227,21 @@ class RunStore:
         """Take a run for one attempt, under a lease of ``lease(job)`` seconds.
 
         ``grace`` is how late a scheduled run may start before the job's
-        misfire policy decides whether it still goes out.
+        misfire policy decides whether it still goes out. Claims made by
+        several threads at once share one transaction.
         """
+        return self._claims(ClaimRequest(run_id, now, lease, grace))
+
+    def claim_many(self, requests: list[ClaimRequest]) -> list[Claim]:
+        """Claim several runs in one transaction; one answer each, in order."""
         self._provide_slots()
         with self.engine.begin() as conn:
-            run, job = claims.lock_run_and_job(conn, run_id)
-            if run is None or run["status"] not in ("pending", "queued", "retrying"):
-                return Claim("gone")
-            decision = claims.admission(conn, job, run, now, grace)
-            if decision == "run":
-                until = now + timedelta(seconds=lease(job))
-                if not self._take_slot(conn, run_id, now, until):
-                    return Claim("busy", run, job)
-                run = claims.start_attempt(conn, job, run, now, until)
-            elif decision in ("skipped", "cancelled", "missed"):
-                claims.finish_run(conn, run_id, decision, now)
-            return Claim(decision, run, job)
+            return claims.claim_runs(conn, requests, self.max_in_flight)
 
     def _provide_slots(self) -> None:
         if self.max_in_flight and not self._slots_provided:
             slots.provide(self.engine, self.max_in_flight)
             self._slots_provided = True
-
-    def _take_slot(
-        self, conn: Connection, run_id: str, now: datetime, until: datetime
-    ) -> bool:
-        if not self.max_in_flight:
-            return True
-        return slots.take(conn, self.max_in_flight, run_id, now, until)
 
     def next_attempt(self, run_id: str) -> NextAttempt | None:
         """The job, number and timeout of a run's next attempt; None if gone."""
@@ -291,18 +268,16 @@ class RunStore:
         ``outcome`` is the run's new status: ``succeeded``, ``failed`` or
         ``retrying``. With ``fail_after`` above zero, a recurring job whose
         runs failed that many times in a row becomes ``failed``. Returns the
-        job as it now is (None if it was deleted).
+        job as it now is (None if it was deleted). Attempts finished by
+        several threads at once are stored in one transaction.
         """
+        finish = Finish(run, record, outcome, next_attempt_at, now, fail_after)
+        return self._finishes(finish)
+
+    def finish_many(self, finishes: list[Finish]) -> list[Job | None]:
+        """Store several finished attempts in one transaction."""
         with self.engine.begin() as conn:
-            job = claims.lock_job(conn, run["job_id"])
-            if self.max_in_flight:
-                slots.free(conn, run["id"])
-            if job is None:
-                return None
-            claims.store_attempt(conn, run["id"], record, outcome, next_attempt_at, now)
-            if outcome != "retrying":
-                job = claims.record_on_job(conn, job, run, record, outcome, fail_after)
-        return job
+            return claims.finish_attempts(conn, finishes, self.max_in_flight)
 
     # Reads for the API.
 

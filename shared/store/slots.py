@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from shared.store.tables import delivery_slots as slots
 
-_FREE = (
+_LOCK_FREE = (
     select(slots.c.number)
     .where(
         slots.c.number <= bindparam("cap"),
@@ -31,21 +31,15 @@ _FREE = (
         ),
     )
     .order_by(slots.c.number)
-    .limit(1)
+    .limit(bindparam("wanted"))
     .with_for_update(skip_locked=True)
-    .scalar_subquery()
 )
 
-_TAKE = (
-    update(slots)
-    .where(slots.c.number == _FREE)
-    .values(run_id=bindparam("run"), lease_expires_at=bindparam("until"))
-    .returning(slots.c.number)
-)
+_HOLD = update(slots).where(slots.c.number == bindparam("b_number"))
 
-_FREE_RUNS_SLOT = (
+_FREE_RUNS_SLOTS = (
     update(slots)
-    .where(slots.c.run_id == bindparam("run"))
+    .where(slots.c.run_id.in_(bindparam("runs", expanding=True)))
     .values(run_id=None, lease_expires_at=None)
 )
 
@@ -62,14 +56,24 @@ def provide(engine: Engine, cap: int) -> None:
         conn.execute(dialect.insert(slots).on_conflict_do_nothing(), rows)
 
 
-def take(
-    conn: Connection, cap: int, run_id: str, now: datetime, until: datetime
-) -> bool:
-    """Hold a free slot for ``run_id`` until ``until``; False when none is free."""
-    params = {"cap": cap, "now": now, "run": run_id, "until": until}
-    return conn.execute(_TAKE, params).first() is not None
+def lock_free(conn: Connection, cap: int, wanted: int, now: datetime) -> list[int]:
+    """Up to ``wanted`` free slots, locked until the transaction ends.
+
+    Slots that another transaction has locked are skipped, not waited for.
+    """
+    if not wanted:
+        return []
+    params = {"cap": cap, "now": now, "wanted": wanted}
+    return list(conn.scalars(_LOCK_FREE, params))
 
 
-def free(conn: Connection, run_id: str) -> None:
-    """Give back the slot ``run_id`` holds, if it holds one."""
-    conn.execute(_FREE_RUNS_SLOT, {"run": run_id})
+def hold(conn: Connection, rows: list[dict]) -> None:
+    """Give locked slots to runs: rows of ``b_number``, ``run_id`` and
+    ``lease_expires_at``."""
+    if rows:
+        conn.execute(_HOLD, rows)
+
+
+def free(conn: Connection, run_ids: list[str]) -> None:
+    """Give back the slots these runs hold, if they hold any."""
+    conn.execute(_FREE_RUNS_SLOTS, {"runs": run_ids})
