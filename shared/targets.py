@@ -47,8 +47,9 @@ _IPV4_COMPATIBLE = ip_network("::/96")
 
 # One part of an address as inet_aton reads it: hex, octal or decimal.
 _INET_ATON_PART = re.compile(r"0x[0-9a-f]*|0[0-7]*|[1-9][0-9]*", re.IGNORECASE)
-_LABEL = r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?"
+_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+_MAX_NAME_LENGTH = 253
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -244,6 +245,25 @@ def _as_urlsplit_reads_it(url: str) -> str:
     if split.port is not None:
         authority += f":{split.port}"
     return urlunsplit((split.scheme, authority, "/", "", ""))
+
+
+def check_host_name(host: str) -> None:
+    """Raise ValueError for a host that no resolver could look up.
+
+    ``host`` is as the sender reads it (lower case, IDNA applied). An address
+    passes; a name needs what DNS allows: labels of 1 to 63 letters, digits,
+    hyphens or underscores (no hyphen at either end), 253 characters in all.
+    Otherwise every attempt would fail, and be retried, for a fault of the
+    job's own.
+    """
+    if literal_address(host) is not None:
+        return
+    name = host.removesuffix(".")
+    if len(name) > _MAX_NAME_LENGTH or not _HOST_NAME.fullmatch(name):
+        raise ValueError(
+            "must name a valid host: dot-separated labels of 1 to 63 letters, "
+            "digits or hyphens, 253 characters at most"
+        )
 
 
 def allowlist_entry(entry: str) -> str | Network:

@@ -184,6 +184,32 @@ def test_targets_url_parsers_read_differently_are_refused(make_client, url, word
     assert words in found["target"]
 
 
+@pytest.mark.parametrize("url", [
+    "http://localhost../",
+    "http://hooks..example.com/",
+    "http://ex%2e.com/",
+    f"http://{'a' * 64}.example.com/",
+    f"http://{'a.' * 127}a/",
+    "http://-hooks.example.com/",
+])  # fmt: skip
+def test_host_names_no_resolver_could_look_up_are_refused(make_client, url):
+    client = make_client(allow_private_targets=True)
+
+    found = problems(client.post("/jobs", json=EXAMPLE | {"target": url}))
+
+    assert "valid host" in found["target"]
+
+
+def test_host_names_at_the_limits_of_dns_are_accepted(make_client):
+    client = make_client(allow_private_targets=False)
+    longest_label = f"https://{'a' * 63}.example.com/"
+    longest_name = f"https://{'a.' * 125}com/"
+
+    for url in (longest_label, longest_name, "https://hooks.example.com./"):
+        response = client.post("/jobs", json=EXAMPLE | {"target": url})
+        assert response.status_code == 201, response.text
+
+
 def test_a_bad_allowlist_entry_is_a_settings_error():
     with pytest.raises(ValueError, match="target_allowlist"):
         Settings(_env_file=None, target_allowlist="10.0.0.0/8, not a host")

@@ -23,7 +23,7 @@ from requests.exceptions import RequestException
 from urllib3.exceptions import LocationParseError
 
 from shared.masking import masked
-from shared.targets import check_one_reading, host_of
+from shared.targets import check_host_name, check_one_reading, host_of
 from shared.times import iso_z
 
 UtcTime = Annotated[datetime, PlainSerializer(iso_z, return_type=str)]
@@ -271,6 +271,7 @@ def check_target(value: str) -> str:
         raise ValueError("is not a valid URL") from None
     if not host:
         raise ValueError("must name a host")
+    check_host_name(host)
     check_one_reading(value)
     return value
 
