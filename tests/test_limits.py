@@ -130,6 +130,24 @@ def test_values_json_or_postgresql_cannot_hold_are_a_422(client, changes, field)
     assert client.get("/jobs").json() == []
 
 
+def test_a_payload_may_hold_nul_stored_and_sent_escaped(client, worker, target_server):
+    # The payload column is json, not jsonb, which keeps \u0000 as written;
+    # JSON carries it escaped, so neither the database nor a target sees a
+    # raw NUL byte. Text fields, which PostgreSQL cannot hold NUL in, are 422s.
+    payload = {"key\x00": ["value\x00"]}
+    job = client.post(
+        "/jobs",
+        json=EXAMPLE | {"payload": payload, "target": target_server.url("/hook")},
+    ).json()
+
+    stored = client.get(f"/jobs/{job['id']}").json()
+    client.post(f"/jobs/{job['id']}/trigger")
+
+    [request] = target_server.wait_for(1, "/hook")
+    assert stored["payload"] == payload
+    assert request.body == b'{"key\\u0000":["value\\u0000"]}'
+
+
 @pytest.mark.parametrize(
     "headers",
     [
