@@ -120,6 +120,8 @@ def test_malformed_bodies_are_a_4xx(client, raw, content_type, status):
         ({"description": "\x00"}, "description"),
         ({"timezone": "UTC\x00"}, "timezone"),
         ({"target": "https://example.com/\x00"}, "target"),
+        ({"payload": {"text": "\ud800"}}, "payload"),
+        ({"payload": [{"\udc00": 1}]}, "payload"),
     ],
 )
 def test_values_json_or_postgresql_cannot_hold_are_a_422(client, changes, field):
