@@ -96,7 +96,7 @@ def test_page_size_is_capped_by_its_setting(make_client):
         (b'"job"', "application/json", 422),
         (b"\xff\xfe{}", "application/json", 422),
         ('{"name": "\xe9"}'.encode("latin-1"), "application/json", 400),
-        (b'{"payload": ' + b"[" * 5000 + b"]" * 5000 + b"}", "application/json", 400),
+        (b'{"payload": ' + b"[" * 5000 + b"]" * 5000 + b"}", "application/json", 422),
         (b'{"payload": ' + b"9" * 5000 + b"}", "application/json", 400),
         (body(), "text/plain", 422),
         (body(), "application/x-www-form-urlencoded", 422),
@@ -107,6 +107,17 @@ def test_malformed_bodies_are_a_4xx(client, raw, content_type, status):
 
     assert response.status_code == status, response.text
     assert client.get("/jobs").json() == []
+
+
+def test_json_nested_beyond_the_parser_is_a_422_naming_the_body(client):
+    deep = b'{"payload": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+    response = client.post("/jobs", content=deep, headers=JSON)
+
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body"]
+    assert "nested too deeply" in problem["msg"]
 
 
 @pytest.mark.parametrize(
