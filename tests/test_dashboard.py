@@ -116,6 +116,25 @@ def test_the_key_is_kept_in_a_strict_cookie_for_the_dashboard_only(client):
     assert 'pingpay_api_key=""' in forgotten.headers["set-cookie"]
 
 
+def test_a_sign_in_posted_by_another_site_is_refused(client):
+    def sign_in(origin: str | None) -> object:
+        headers = {"Origin": origin} if origin else {}
+        return client.post(
+            "/ui/login", data={"key": "k-123"}, headers=headers, follow_redirects=False
+        )
+
+    other_site = sign_in("https://evil.example")
+    sandboxed = sign_in("null")
+    own_page = sign_in("http://testserver")
+    no_origin = sign_in(None)
+
+    for refused in (other_site, sandboxed):
+        assert refused.status_code == 403
+        assert "set-cookie" not in refused.headers
+    assert own_page.status_code == 303 and "set-cookie" in own_page.headers
+    assert no_origin.status_code == 303
+
+
 def test_the_day_chart_counts_runs_by_hour_in_both_databases(client, runtime):
     job = make_job(client, "http://127.0.0.1:9/")
     now = utcnow()

@@ -215,6 +215,18 @@ def _from_this_machine(scope: Scope) -> bool:
     return _is_loopback(host) and _origin_allowed(scope, _is_loopback)
 
 
+def sent_by_another_site(scope: Scope) -> bool:
+    """True for a change posted by a page of another host than the service's.
+
+    The dashboard's sign-in needs this: it takes no key, so a page elsewhere
+    could otherwise post its own key and sign the browser in as that key.
+    The service's host is the request's Host; a proxy in front must pass the
+    Host the browser sent.
+    """
+    own = _host_name(Headers(scope=scope).get("host", ""))
+    return not _origin_allowed(scope, lambda host: bool(host) and host == own)
+
+
 def _is_loopback(host: str) -> bool:
     """True for ``localhost`` and every loopback address (127.0.0.0/8, ::1).
 
