@@ -14,7 +14,7 @@ from shared import metrics
 from shared.logs import configure_logging
 from shared.remote.commands import jobs, preview
 from shared.runtime import build_runtime
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 from shared.store import migrate
 from shared.targets import literal_address
 from shared.tick import Ticker, tick
@@ -64,7 +64,7 @@ def dev(host: str) -> None:
     ticker.start()
     log.info("PingPay Scheduler on http://%s:%d (docs at /docs)", host, settings.port)
     try:
-        _serve(create_app(runtime, local_only), host, settings.port)
+        _serve(create_app(runtime, local_only), host, settings)
     finally:
         ticker.stop()
         consumer.stop(graceful=True)
@@ -77,7 +77,7 @@ def api() -> None:
     settings = get_settings()
     _require_schema(settings)
     _require_auth(settings)
-    _serve(create_app(), settings.host, settings.port)
+    _serve(create_app(), settings.host, settings)
 
 
 @main.command(name="api-key")
@@ -195,10 +195,27 @@ def _is_loopback(host: str) -> bool:
     return host == "localhost" or (address is not None and address.is_loopback)
 
 
-def _serve(app, host: str, port: int) -> None:
-    uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
-    ).run()
+def _serve(app, host: str, settings: Settings) -> None:
+    uvicorn.Server(server_config(app, host, settings)).run()
+
+
+def server_config(app, host: str, settings: Settings) -> uvicorn.Config:
+    """uvicorn's settings for ``app``.
+
+    Behind a proxy that ends TLS, the request's scheme is http unless the
+    proxy's X-Forwarded-Proto is believed, and the dashboard's cookie would
+    then never be marked Secure. uvicorn believes it from the addresses in
+    FORWARDED_ALLOW_IPS only, so no client can claim https itself.
+    """
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
 
 
 if __name__ == "__main__":

@@ -108,6 +108,17 @@ _EXCHANGE_ERRORS = (
     UnicodeError,
 )
 
+# Failures to make the request at all, before anything is sent: the URL or
+# a header cannot be encoded. Every attempt of the job would fail alike.
+_UNSENDABLE = (
+    UnicodeError,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidHeader,
+    urllib3.exceptions.LocationParseError,
+)
+
 _TIMEOUTS = (
     TimeoutError,
     urllib3.exceptions.TimeoutError,
@@ -172,6 +183,9 @@ class AttemptResult:
     """The raw ``Location`` header of a 3xx answer."""
     refused: bool = False
     """True when the target rule forbade the address: nothing was sent."""
+    unsendable: bool = False
+    """True when the request could not be made from the job (its URL or a
+    header cannot be encoded): nothing was sent, and nothing would be later."""
 
 
 def system_resolver(host: str, port: int) -> list[AddressInfo]:
@@ -333,6 +347,7 @@ def _result(
         retry_after=_header(response, "Retry-After"),
         location=location,
         refused=exchange.refusal is not None,
+        unsendable=response is None and _is_unsendable(exchange.failure),
     )
 
 
@@ -379,6 +394,12 @@ def _describe(failure: BaseException) -> str:
 
 def _has_strerror(error: BaseException) -> bool:
     return isinstance(error, OSError) and bool(error.strerror)
+
+
+def _is_unsendable(failure: BaseException | None) -> bool:
+    return failure is not None and any(
+        isinstance(error, _UNSENDABLE) for error in _causes(failure)
+    )
 
 
 def _is_timeout(failure: BaseException | None) -> bool:

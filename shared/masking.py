@@ -7,9 +7,8 @@ sends a job back as it read it (GET, change a field, PUT) sends the mask; the
 stored value is kept then, rather than replaced by the mask.
 """
 
-from urllib.parse import urlsplit
-
 from shared.errors import InvalidFields
+from shared.targets import origin_of
 
 MASK = "********"
 
@@ -76,8 +75,11 @@ def refuse_moving_credentials(
     when the scheme, host or port changes, each credential that would be
     kept (not sent, or sent as the mask) must be sent again instead.
     ``sent_headers`` is None when the change does not touch the headers.
+
+    Origins are read as the sender reads them: a check made with another
+    parser would be no check of where the credentials go.
     """
-    if _origin(new_target) == _origin(stored_target):
+    if origin_of(new_target) == origin_of(stored_target):
         return
     sent = {name.lower(): value for name, value in (sent_headers or {}).items()}
     kept = [
@@ -90,8 +92,3 @@ def refuse_moving_credentials(
         names = ", ".join(kept)
         message = f"the target moves to another host: send the value of {names} again"
         raise InvalidFields([("headers", message, None)])
-
-
-def _origin(url: str) -> tuple[str, str | None, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.hostname, parts.port

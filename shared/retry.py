@@ -9,7 +9,9 @@ The rules, from the API contract:
 * a 2xx answer succeeds the run;
 * a network error, a timeout, 408, 429 and 5xx are retried;
 * an attempt the target rule refused (``AttemptResult.refused``) fails the
-  run at once: the address will not become allowed by waiting;
+  run at once: the address will not become allowed by waiting; so does one
+  whose request could not be made (``AttemptResult.unsendable``: a URL or
+  header that cannot be encoded), which no later attempt would make either;
 * any other status fails the run at once. That includes 3xx, because
   redirects are not followed: following one would turn the POST into a GET
   without the payload and report the target's 200 as a success;
@@ -175,7 +177,7 @@ def _succeeded(result: AttemptResult) -> bool:
 
 
 def _retryable(result: AttemptResult) -> bool:
-    if result.refused:
+    if result.refused or result.unsendable:
         return False
 
     code = result.status_code

@@ -141,6 +141,11 @@ class Settings(BaseSettings):
     allow_no_auth: bool = Field(
         False, description="Let `api` serve without API keys: anyone may use it."
     )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="Comma-separated addresses of the proxies whose "
+        "X-Forwarded-Proto and X-Forwarded-For the API believes; * for any.",
+    )
     allow_private_targets: bool = Field(
         False, description="Let targets point at private and internal addresses."
     )

@@ -27,6 +27,7 @@ from ipaddress import (
     ip_network,
 )
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from urllib3.util import parse_url
@@ -46,8 +47,10 @@ _IPV4_COMPATIBLE = ip_network("::/96")
 
 # One part of an address as inet_aton reads it: hex, octal or decimal.
 _INET_ATON_PART = re.compile(r"0x[0-9a-f]*|0[0-7]*|[1-9][0-9]*", re.IGNORECASE)
-_LABEL = r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?"
+_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+_MAX_NAME_LENGTH = 253
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class TargetRefused(Exception):
@@ -196,10 +199,71 @@ def host_of(url: str) -> str:
     because another parser may see another host: ``http://127.0.0.1\\@x.com/``
     is x.com to ``urlsplit`` and 127.0.0.1 to the HTTP client.
     """
+    return origin_of(url)[1]
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    """Scheme, host and port a request to ``url`` goes to, as the sender reads them.
+
+    The port is filled in when the URL leaves it out, so that
+    ``http://x.com/`` and ``http://x.com:80/`` are one origin.
+    """
     prepared = requests.PreparedRequest()
     prepared.prepare_url(url, None)
-    host = parse_url(prepared.url).host or ""
-    return host.strip("[]").lower()
+    parts = parse_url(prepared.url)
+    scheme = (parts.scheme or "").lower()
+    host = (parts.host or "").strip("[]").lower()
+    port = parts.port if parts.port is not None else _DEFAULT_PORTS.get(scheme, 0)
+    return scheme, host, port
+
+
+def check_one_reading(url: str) -> None:
+    """Raise ValueError unless every URL parser reads the same origin in ``url``.
+
+    The sender is not the only reader of a target: code that checks it with
+    ``urlsplit``, and whoever reads the job, may see another host or port in
+    the same text, and a check made with one parser is no check of where the
+    other sends. A backslash is where they differ most (the sender ends
+    the host there, ``urlsplit`` does not), so it is refused anywhere; a
+    backslash meant for the path is written ``%5C``.
+    """
+    if "\\" in url:
+        raise ValueError("must not contain a backslash (write %5C in a path)")
+    try:
+        same = origin_of(_as_urlsplit_reads_it(url)) == origin_of(url)
+    except ValueError:  # what urlsplit read, the sender cannot even parse
+        same = False
+    if not same:
+        raise ValueError("names a host or port that URL parsers read differently")
+
+
+def _as_urlsplit_reads_it(url: str) -> str:
+    """The origin of ``url`` as ``urlsplit`` reads it, written as a URL again."""
+    split = urlsplit(url)
+    host = split.hostname or ""
+    authority = f"[{host}]" if ":" in host else host
+    if split.port is not None:
+        authority += f":{split.port}"
+    return urlunsplit((split.scheme, authority, "/", "", ""))
+
+
+def check_host_name(host: str) -> None:
+    """Raise ValueError for a host that no resolver could look up.
+
+    ``host`` is as the sender reads it (lower case, IDNA applied). An address
+    passes; a name needs what DNS allows: labels of 1 to 63 letters, digits,
+    hyphens or underscores (no hyphen at either end), 253 characters in all.
+    Otherwise every attempt would fail, and be retried, for a fault of the
+    job's own.
+    """
+    if literal_address(host) is not None:
+        return
+    name = host.removesuffix(".")
+    if len(name) > _MAX_NAME_LENGTH or not _HOST_NAME.fullmatch(name):
+        raise ValueError(
+            "must name a valid host: dot-separated labels of 1 to 63 letters, "
+            "digits or hyphens, 253 characters at most"
+        )
 
 
 def allowlist_entry(entry: str) -> str | Network:

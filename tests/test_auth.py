@@ -295,6 +295,33 @@ def test_without_keys_on_loopback_other_hosts_and_origins_are_refused(backend):
     assert same_machine.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "address", ["127.0.0.2:3000", "127.8.9.10", "[::1]:3000", "LOCALHOST:3000"]
+)
+def test_without_keys_any_loopback_address_is_this_machine(backend, address):
+    # `dev --host 127.0.0.2` listens there, and browsers send that as Host.
+    runtime = build_runtime(backend.settings(allow_no_auth=False))
+    with TestClient(
+        create_app(runtime, local_only=True), base_url=f"http://{address}"
+    ) as local:
+        read = local.get("/jobs")
+        same_machine = local.post(
+            "/schedules/preview",
+            json={"schedule_type": "cron", "cron_expression": "* * * * *"},
+            headers={"Origin": f"http://{address}"},
+        )
+        cross_site = local.post(
+            "/schedules/preview",
+            json={"schedule_type": "cron", "cron_expression": "* * * * *"},
+            headers={"Origin": "http://127.0.0.2.evil.example"},
+        )
+    runtime.close()
+
+    assert read.status_code == 200
+    assert same_machine.status_code == 200
+    assert cross_site.status_code == 403
+
+
 def test_a_browser_without_a_key_is_sent_to_the_dashboard_sign_in(keyed):
     page = keyed.get("/ui", headers={"Accept": "text/html"}, follow_redirects=False)
     api = keyed.get("/ui", follow_redirects=False)

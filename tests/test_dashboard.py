@@ -3,8 +3,13 @@
 import re
 from datetime import UTC, datetime, timedelta
 
+from fastapi.testclient import TestClient
+
+from shared.cli import server_config
 from shared.describe import describe_schedule, duration, relative
+from shared.runtime import build_runtime
 from shared.times import utcnow
+from shared.web.app import create_app
 from shared.web.chart import day_chart, day_start
 from tests.helpers import wait_for
 from tests.targets import Reply
@@ -114,6 +119,47 @@ def test_the_key_is_kept_in_a_strict_cookie_for_the_dashboard_only(client):
     assert "Path=/ui" in cookie
     forgotten = client.post("/ui/logout", follow_redirects=False)
     assert 'pingpay_api_key=""' in forgotten.headers["set-cookie"]
+
+
+def test_a_sign_in_posted_by_another_site_is_refused(client):
+    def sign_in(origin: str | None) -> object:
+        headers = {"Origin": origin} if origin else {}
+        return client.post(
+            "/ui/login", data={"key": "k-123"}, headers=headers, follow_redirects=False
+        )
+
+    other_site = sign_in("https://evil.example")
+    sandboxed = sign_in("null")
+    own_page = sign_in("http://testserver")
+    no_origin = sign_in(None)
+
+    for refused in (other_site, sandboxed):
+        assert refused.status_code == 403
+        assert "set-cookie" not in refused.headers
+    assert own_page.status_code == 303 and "set-cookie" in own_page.headers
+    assert no_origin.status_code == 303
+
+
+def test_behind_a_trusted_proxy_that_ends_tls_the_cookie_is_secure(backend):
+    settings = backend.settings(forwarded_allow_ips="10.1.2.3")
+    runtime = build_runtime(settings)
+    config = server_config(create_app(runtime), "127.0.0.1", settings)
+    config.load()
+
+    def sign_in(client_address: str) -> object:
+        with TestClient(config.loaded_app, client=(client_address, 50000)) as client:
+            return client.post(
+                "/ui/login",
+                data={"key": "k-123"},
+                headers={"X-Forwarded-Proto": "https"},
+                follow_redirects=False,
+            )
+
+    proxy, anyone = sign_in("10.1.2.3"), sign_in("10.9.9.9")
+    runtime.close()
+
+    assert "secure" in proxy.headers["set-cookie"].lower()
+    assert "secure" not in anyone.headers["set-cookie"].lower()
 
 
 def test_the_day_chart_counts_runs_by_hour_in_both_databases(client, runtime):

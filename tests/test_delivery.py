@@ -284,6 +284,30 @@ def test_connection_refused_is_an_outcome(sender, closed_port):
     assert outcome(result) == "retry"
 
 
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("http://localhost../hook", "the request could not be encoded"),
+        (f"http://{'a' * 64}.example/hook", "the request could not be encoded"),
+        ("http://.example/hook", "the target URL is not valid"),
+    ],
+)
+def test_a_request_that_cannot_be_made_fails_without_retry(sender, url, error):
+    # A job stored before its target was checked as strictly as now would
+    # otherwise fail the same way at every attempt.
+    result = sender.send(post(url))
+
+    assert result.error == error
+    assert result.unsendable
+    assert outcome(result) == "failed"
+
+
+def test_a_network_error_is_not_taken_for_an_unsendable_request(sender, closed_port):
+    result = sender.send(post(f"http://127.0.0.1:{closed_port}/hook"))
+
+    assert not result.unsendable
+
+
 def test_errors_never_quote_header_values(sender, target_server):
     headers = {"Authorization": SECRET + "\r\nX-Injected: 1"}
     request = OutgoingRequest("POST", target_server.url("/hook"), headers, None, 3)

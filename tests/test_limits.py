@@ -96,7 +96,7 @@ def test_page_size_is_capped_by_its_setting(make_client):
         (b'"job"', "application/json", 422),
         (b"\xff\xfe{}", "application/json", 422),
         ('{"name": "\xe9"}'.encode("latin-1"), "application/json", 400),
-        (b'{"payload": ' + b"[" * 5000 + b"]" * 5000 + b"}", "application/json", 400),
+        (b'{"payload": ' + b"[" * 5000 + b"]" * 5000 + b"}", "application/json", 422),
         (b'{"payload": ' + b"9" * 5000 + b"}", "application/json", 400),
         (body(), "text/plain", 422),
         (body(), "application/x-www-form-urlencoded", 422),
@@ -107,6 +107,17 @@ def test_malformed_bodies_are_a_4xx(client, raw, content_type, status):
 
     assert response.status_code == status, response.text
     assert client.get("/jobs").json() == []
+
+
+def test_json_nested_beyond_the_parser_is_a_422_naming_the_body(client):
+    deep = b'{"payload": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+    response = client.post("/jobs", content=deep, headers=JSON)
+
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body"]
+    assert "nested too deeply" in problem["msg"]
 
 
 @pytest.mark.parametrize(
@@ -120,6 +131,8 @@ def test_malformed_bodies_are_a_4xx(client, raw, content_type, status):
         ({"description": "\x00"}, "description"),
         ({"timezone": "UTC\x00"}, "timezone"),
         ({"target": "https://example.com/\x00"}, "target"),
+        ({"payload": {"text": "\ud800"}}, "payload"),
+        ({"payload": [{"\udc00": 1}]}, "payload"),
     ],
 )
 def test_values_json_or_postgresql_cannot_hold_are_a_422(client, changes, field):
@@ -128,6 +141,24 @@ def test_values_json_or_postgresql_cannot_hold_are_a_422(client, changes, field)
 
     assert field in problems(response)
     assert client.get("/jobs").json() == []
+
+
+def test_a_payload_may_hold_nul_stored_and_sent_escaped(client, worker, target_server):
+    # The payload column is json, not jsonb, which keeps \u0000 as written;
+    # JSON carries it escaped, so neither the database nor a target sees a
+    # raw NUL byte. Text fields, which PostgreSQL cannot hold NUL in, are 422s.
+    payload = {"key\x00": ["value\x00"]}
+    job = client.post(
+        "/jobs",
+        json=EXAMPLE | {"payload": payload, "target": target_server.url("/hook")},
+    ).json()
+
+    stored = client.get(f"/jobs/{job['id']}").json()
+    client.post(f"/jobs/{job['id']}/trigger")
+
+    [request] = target_server.wait_for(1, "/hook")
+    assert stored["payload"] == payload
+    assert request.body == b'{"key\\u0000":["value\\u0000"]}'
 
 
 @pytest.mark.parametrize(

@@ -250,3 +250,12 @@ def test_a_refused_target_fails_at_once_saying_why():
     decision = decide(refused, 1, STEADY, T0)
 
     assert decision == Decision("failed", None, reason)
+
+
+def test_a_request_that_cannot_be_made_fails_at_once():
+    reason = "the request could not be encoded"
+    unsendable = replace(answer(None, error=reason), unsendable=True)
+
+    decision = decide(unsendable, 1, STEADY, T0)
+
+    assert decision == Decision("failed", None, reason)

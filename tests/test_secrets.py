@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 
 from shared.delivery import OutgoingRequest, Sender
+from shared.errors import InvalidFields
 from shared.logs import configure_logging
-from shared.masking import MASK, is_sensitive
+from shared.masking import MASK, is_sensitive, refuse_moving_credentials
 from shared.targets import TargetRule
 from shared.times import iso_z, utcnow
 from tests.helpers import wait_for
@@ -216,3 +217,38 @@ def test_a_credential_is_not_carried_to_a_target_on_another_host(client):
     assert masked_back.status_code == 422
     assert same_host.status_code == 200
     assert resent.status_code == 200
+
+
+# The sender ends the host at the backslash (port 21999); urlsplit reads
+# 127.0.0.1:21998, the job's own origin.
+BACKSLASHED = "http://127.0.0.1:21999\\@127.0.0.1:21998/"
+
+
+def test_a_backslash_cannot_carry_a_credential_to_another_port(client):
+    job = client.post(
+        "/jobs",
+        json=EXAMPLE
+        | {
+            "target": "http://127.0.0.1:21998/hook",
+            "headers": {"Authorization": "Bearer VICTIM"},
+        },
+    ).json()
+
+    moved = client.patch(f"/jobs/{job['id']}", json={"target": BACKSLASHED})
+    created = client.post("/jobs", json=EXAMPLE | {"target": BACKSLASHED})
+
+    assert "backslash" in problems(moved)["target"]
+    assert "backslash" in problems(created)["target"]
+    stored = client.get(f"/jobs/{job['id']}").json()
+    assert stored["target"] == "http://127.0.0.1:21998/hook"
+
+
+def test_origins_are_compared_as_the_sender_reads_them():
+    # Whatever passed validation before, the check itself sees port 21999.
+    with pytest.raises(InvalidFields):
+        refuse_moving_credentials(
+            "http://127.0.0.1:21998/hook",
+            {"Authorization": "Bearer VICTIM"},
+            BACKSLASHED,
+            None,
+        )

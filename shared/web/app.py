@@ -10,8 +10,10 @@ import redis
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from shared.definitions import preview_fire_times
 from shared.errors import Conflict, InvalidFields, NotFound, Unavailable
@@ -200,6 +202,14 @@ def _add_error_answers(app: FastAPI) -> None:
         detail = [_validation_problem(problem) for problem in error.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        if not _too_deep(error):
+            return await http_exception_handler(request, error)
+        message = "JSON nested too deeply to read"
+        detail = [{"type": "json_invalid", "loc": ["body"], "msg": message}]
+        return JSONResponse({"detail": detail}, status_code=422)
+
     @app.exception_handler(InvalidFields)
     async def invalid(_request: Request, error: InvalidFields) -> JSONResponse:
         detail = [
@@ -229,6 +239,17 @@ def _add_error_answers(app: FastAPI) -> None:
     @app.exception_handler(redis.exceptions.TimeoutError)
     async def queue_down(_request: Request, error: Exception) -> JSONResponse:
         return _unavailable(Unavailable("queue", type(error).__name__))
+
+
+def _too_deep(error: HTTPException) -> bool:
+    """True for the 400 FastAPI answers to JSON nested beyond the parser's reach.
+
+    FastAPI answers malformed JSON with a 422, but JSON the parser gives up
+    on for its recursion limit with a 400 whose cause is the RecursionError.
+    To a client that is malformed JSON too, and the README promises a 422
+    for payloads nested too deeply.
+    """
+    return error.status_code == 400 and isinstance(error.__cause__, RecursionError)
 
 
 def _unavailable(error: Unavailable) -> JSONResponse:

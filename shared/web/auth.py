@@ -18,7 +18,8 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
@@ -183,8 +184,6 @@ def _request_line(scope: Scope) -> str:
     return f"{scope.get('method', scope['type'])} {path} from {client[0]}"
 
 
-#: Host names a service without keys answers to: this machine's own.
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -212,20 +211,51 @@ class LoopbackOnly:
 
 
 def _from_this_machine(scope: Scope) -> bool:
-    headers = {
-        k.decode("latin-1").lower(): v.decode("latin-1")
-        for k, v in scope.get("headers", [])
-    }
-    if _host_name(headers.get("host", "")) not in LOOPBACK_HOSTS:
+    host = _host_name(Headers(scope=scope).get("host", ""))
+    return _is_loopback(host) and _origin_allowed(scope, _is_loopback)
+
+
+def sent_by_another_site(scope: Scope) -> bool:
+    """True for a change posted by a page of another host than the service's.
+
+    The dashboard's sign-in needs this: it takes no key, so a page elsewhere
+    could otherwise post its own key and sign the browser in as that key.
+    The service's host is the request's Host; a proxy in front must pass the
+    Host the browser sent.
+    """
+    own = _host_name(Headers(scope=scope).get("host", ""))
+    return not _origin_allowed(scope, lambda host: bool(host) and host == own)
+
+
+def _is_loopback(host: str) -> bool:
+    """True for ``localhost`` and every loopback address (127.0.0.0/8, ::1).
+
+    Whichever of them the service listens on, only this machine reaches it
+    there; a page whose name was made to resolve to it sends that name.
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
         return False
-    origin = headers.get("origin")
+
+
+def _origin_allowed(scope: Scope, allowed: Callable[[str], bool]) -> bool:
+    """False for a change sent by a page whose host is not ``allowed``.
+
+    Browsers send Origin with every cross-origin POST; a request without
+    one, or one that changes nothing, was not sent by another site's page.
+    """
+    origin = Headers(scope=scope).get("origin")
     if origin is None or scope.get("method") in _SAFE_METHODS:
         return True
-    return _host_name(urlsplit(origin).netloc) in LOOPBACK_HOSTS
+    return allowed(_host_name(urlsplit(origin).netloc))
 
 
 def _host_name(host: str) -> str:
-    """``host`` without its port: ``[::1]:3000`` is ``[::1]``."""
+    """``host`` without its port, in lower case: ``[::1]:3000`` is ``[::1]``."""
+    host = host.lower()
     if host.startswith("["):
         return host.split("]", 1)[0] + "]"
     return host.rsplit(":", 1)[0] if ":" in host else host

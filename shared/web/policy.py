@@ -135,12 +135,28 @@ def _payload_problems(payload: Any, settings: Settings) -> Problems:
         size = len(json.dumps(payload, separators=(",", ":"), allow_nan=False))
     except ValueError:
         return [("payload", "must not contain NaN or Infinity", None)]
+    if not _valid_unicode(payload):
+        return [("payload", "must be valid Unicode (a lone surrogate)", None)]
 
     limit = settings.max_payload_bytes
     if size > limit:
         message = f"larger than {limit} bytes as JSON (MAX_PAYLOAD_BYTES)"
         return [("payload", message, f"{size} bytes")]
     return []
+
+
+def _valid_unicode(payload: Any) -> bool:
+    """False when a string or key holds half a surrogate pair.
+
+    JSON's escapes let one through (``"\\ud800"``), and the job would be
+    stored, but no answer holding it could be encoded: listing jobs would
+    fail for everyone.
+    """
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _depth(value: Any) -> int:

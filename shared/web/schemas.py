@@ -23,7 +23,7 @@ from requests.exceptions import RequestException
 from urllib3.exceptions import LocationParseError
 
 from shared.masking import masked
-from shared.targets import host_of
+from shared.targets import check_host_name, check_one_reading, host_of
 from shared.times import iso_z
 
 UtcTime = Annotated[datetime, PlainSerializer(iso_z, return_type=str)]
@@ -257,7 +257,8 @@ class Health(BaseModel):
 def check_target(value: str) -> str:
     """An absolute http(s) URL with a host, or a ValueError saying why not.
 
-    The URL is read as the sender will read it; whether its address is
+    The URL is read as the sender will read it, and refused when another
+    parser would read another host or port in it; whether its address is
     allowed depends on the settings (``web.policy``).
     """
     if any(ch.isspace() or not ch.isprintable() for ch in value):
@@ -270,6 +271,8 @@ def check_target(value: str) -> str:
         raise ValueError("is not a valid URL") from None
     if not host:
         raise ValueError("must name a host")
+    check_host_name(host)
+    check_one_reading(value)
     return value
 
 

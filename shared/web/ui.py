@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from shared.definitions import is_id
@@ -27,6 +27,7 @@ from shared.errors import Conflict, NotFound
 from shared.planning import schedule_of
 from shared.times import iso_z, utcnow
 from shared.web import jobs
+from shared.web.auth import sent_by_another_site
 from shared.web.chart import day_chart, day_start
 from shared.web.pages import decode_cursor, split_page
 
@@ -134,7 +135,15 @@ def login_form(request: Request, notice: str | None = None) -> Response:
 
 @router.post("/login")
 def login(request: Request, key: Annotated[str, Form(min_length=1)]) -> Response:
-    """Keep the key in a cookie for this browser session; on to the jobs."""
+    """Keep the key in a cookie for this browser session; on to the jobs.
+
+    Refused when another site's page posts it (login CSRF): that page would
+    replace the browser's key with one of its choosing, signing the user out
+    or in as whoever holds that key.
+    """
+    if sent_by_another_site(request.scope):
+        detail = "sign-in must be posted from the dashboard's own page"
+        return JSONResponse({"detail": detail}, status_code=403)
     response = _redirect(request.url_for("job_list"), "key-saved")
     response.set_cookie(
         KEY_COOKIE,
