@@ -128,7 +128,7 @@ def test_open_a_job_trigger_it_and_see_the_run_succeed(
     page.get_by_role("button", name="Trigger now").click()
     page.get_by_role("status").get_by_text("Triggered").wait_for()
 
-    run = page.locator("details[data-run-id]").first
+    run = page.locator("details.new[data-run-id]")
     assert "manual" in run.inner_text()
     target_server.wait_for(1, "/report")
     status = run.locator("summary .badge")

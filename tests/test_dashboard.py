@@ -84,6 +84,29 @@ def test_buttons_act_then_show_the_job(client, target_server):
     assert client.post(f"{page}/pause").status_code == 404
 
 
+def test_a_triggered_run_is_marked_below_a_later_scheduled_run(client, target_server):
+    # Every minute: the tick has already planned the next fire time, which
+    # sorts above the run a trigger makes now.
+    job = make_job(
+        client,
+        target_server.url("/"),
+        schedule_type="recurring",
+        interval="minute",
+        interval_value=1,
+        cron_expression=None,
+    )
+
+    page = client.post(f"/ui/jobs/{job['id']}/trigger")
+
+    new_run = page.url.params["new_run"]
+    runs = re.findall(r'<details data-run-id="([^"]+)"( class="new")?', page.text)
+    assert (new_run, ' class="new"') in runs
+    assert [run for run, mark in runs if mark] == [new_run]
+    assert runs[0][0] != new_run
+    assert "at the top" not in page.text
+    assert "marked new" in page.text
+
+
 def test_resuming_a_schedule_with_no_future_says_why(client, runtime, target_server):
     soon = (utcnow() + timedelta(minutes=10)).isoformat()
     job = make_job(
