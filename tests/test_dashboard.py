@@ -40,6 +40,17 @@ def test_the_list_shows_each_job_and_filters_by_status(client, target_server):
     assert client.get("/ui?status=sleeping").status_code == 422
 
 
+def test_auto_refresh_stays_on_across_tabs_and_the_icon_is_inline(client):
+    refreshing = client.get("/ui?status=active&refresh=5").text
+    still = client.get("/ui").text
+
+    assert 'href="/ui?refresh=5"' in refreshing
+    assert 'href="/ui?status=inactive&amp;refresh=5"' in refreshing
+    assert 'href="/ui?status=failed"' in still
+    assert still.count("refresh=5") == 1  # the Auto-refresh link only
+    assert '<link rel="icon" href="data:image/svg+xml,' in still
+
+
 def test_a_job_page_shows_runs_attempts_and_hides_header_values(
     client, worker, target_server
 ):

@@ -230,6 +230,13 @@ def _lateness(run: dict[str, Any]) -> float | None:
     return (started - run["scheduled_for"]) / timedelta(milliseconds=1)
 
 
+def _query(**params: Any) -> str:
+    """``?name=value&…`` of the parameters given a value, or nothing at all."""
+    given = {name: value for name, value in params.items() if value}
+    return f"?{urlencode(given)}" if given else ""
+
+
+templates.env.globals["query"] = _query
 templates.env.filters |= {
     "ago": relative,
     "local": local_time,
