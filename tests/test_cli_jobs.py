@@ -96,6 +96,36 @@ def test_show_pause_resume_and_delete_by_a_short_id(cli, target_server):
     assert "not found" in gone[2]
 
 
+def test_with_json_an_error_is_json_on_standard_output(cli, target_server):
+    unknown = "0" * 8 + "-0000-4000-8000-" + "0" * 12
+    missing = cli("jobs", "show", unknown, "--json")
+    refused = cli(
+        "jobs",
+        "create",
+        "x",
+        target_server.url("/"),
+        "--cron",
+        "*/90 * * * *",
+        "--json",
+    )
+    no_service = cli("jobs", "list", "--json", "--url", "http://127.0.0.1:9")
+    usage = cli("jobs", "create", "x", target_server.url("/"), "--json")
+
+    assert missing[0] == 3
+    assert json.loads(missing[1]) == {
+        "error": missing[2].removeprefix("Error: ").strip(),
+        "status": 404,
+        "exit_code": 3,
+    }
+    assert refused[0] == 1
+    assert json.loads(refused[1])["status"] == 422
+    assert "cron_expression" in json.loads(refused[1])["error"]
+    assert no_service[0] == 5
+    assert json.loads(no_service[1])["status"] is None
+    assert usage[0] == 2
+    assert json.loads(usage[1])["exit_code"] == 2
+
+
 def test_trigger_and_wait_exits_by_the_runs_outcome(cli, target_server):
     target_server.reply("/fails", Reply(400, body=b"no such account"))
     good = created(cli, "Good", target_server.url("/ok"), "--every", "day")
@@ -181,3 +211,6 @@ def test_preview_describes_and_lists_fire_times():
     assert [t[11:] for t in answer["fire_times"]] == ["00:00:00Z", "00:00:00Z"]
     assert invalid.exit_code == 1
     assert "cron_expression" in invalid.stderr
+    invalid_json = runner.invoke(main, ["preview", "0 0 31 2 *", "--json"])
+    assert invalid_json.exit_code == 1
+    assert "cron_expression" in json.loads(invalid_json.stdout)["error"]

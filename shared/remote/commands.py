@@ -57,16 +57,28 @@ class CommandFailed(click.ClickException):
     def __init__(self, error: ApiError) -> None:
         super().__init__(str(error))
         self.exit_code = EXIT_CODES[type(error)]
+        self.status = error.status
 
 
 class _Jobs(click.Group):
-    """Turns every API error of every subcommand into its exit code."""
+    """Turns every API error of every subcommand into its exit code.
+
+    With ``--json``, a failure (a usage error too) is also a JSON object on
+    standard output, so a script that parses the output always gets JSON.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
+        # The subcommand's arguments, read before the group hands them on.
+        as_json = "--json" in ctx.args
         try:
             return super().invoke(ctx)
         except ApiError as error:
-            raise CommandFailed(error) from None
+            failure: click.ClickException = CommandFailed(error)
+        except click.ClickException as error:
+            failure = error
+        if as_json:
+            _print_error(failure)
+        raise failure from None
 
 
 def _remote(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -257,7 +269,10 @@ def preview(expression: str, tz: str, count: int, as_json: bool) -> None:
     try:
         fire_times = preview_fire_times(fields, None, count, utcnow())
     except (InvalidFields, ScheduleError) as error:
-        raise click.ClickException(str(error)) from None
+        failure = click.ClickException(str(error))
+        if as_json:
+            _print_error(failure)
+        raise failure from None
     description = describe_cron(expression)
     if as_json:
         times = [when.isoformat().replace("+00:00", "Z") for when in fire_times]
@@ -377,6 +392,14 @@ def _print_job(job: Json, as_json: bool, verb: str) -> None:
         return
     next_fire = job["next_run_at"] or "none"
     out.print(f"{verb} job {job['id']} ({job['name']}): next fire time {next_fire}")
+
+
+def _print_error(failure: click.ClickException) -> None:
+    """A failure as JSON: its message, the service's HTTP status (if it
+    answered) and the exit code that follows."""
+    status = getattr(failure, "status", None)
+    error = {"error": failure.message, "status": status}
+    _print_json(error | {"exit_code": failure.exit_code})
 
 
 def _print_json(value: Any) -> None:
