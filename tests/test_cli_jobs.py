@@ -79,7 +79,8 @@ def test_show_pause_resume_and_delete_by_a_short_id(cli, target_server):
 
     shown = cli("jobs", "show", short)
     paused = cli("jobs", "pause", short, "--json")
-    listed_paused = cli("jobs", "list", "--status", "inactive", "--json")
+    listed_paused = cli("jobs", "list", "--status", "paused", "--json")
+    listed_inactive = cli("jobs", "list", "--status", "inactive", "--json")
     resumed = cli("jobs", "resume", short, "--json")
     deleted = cli("jobs", "delete", short, "--yes")
     gone = cli("jobs", "show", job["id"])
@@ -90,6 +91,7 @@ def test_show_pause_resume_and_delete_by_a_short_id(cli, target_server):
     assert "Authorization" in shown[1] and "hush-hush" not in shown[1]
     assert json.loads(paused[1])["status"] == "inactive"
     assert [j["id"] for j in json.loads(listed_paused[1])] == [job["id"]]
+    assert json.loads(listed_inactive[1]) == json.loads(listed_paused[1])
     assert json.loads(resumed[1])["status"] == "active"
     assert deleted[0] == 0 and f"Deleted job {job['id']}" in deleted[1]
     assert gone[0] == 3

@@ -100,11 +100,16 @@ def jobs() -> None:
     """Manage the jobs of a running service (ids may be shortened)."""
 
 
+#: The tables say ``paused`` where the API says ``inactive``; the filter
+#: takes either.
+API_STATUS = {"paused": "inactive"}
+
+
 @jobs.command(name="list")
 @click.option(
     "--status",
-    type=click.Choice(["active", "inactive", "failed", "completed"]),
-    help="Only jobs in this status (inactive: paused).",
+    type=click.Choice(["active", "paused", "failed", "completed", "inactive"]),
+    help="Only jobs in this status (inactive is the API's word for paused).",
 )
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--cursor", help="Start after this position (printed when more follow).")
@@ -113,7 +118,7 @@ def list_jobs(
     api: ApiClient, status: str | None, limit: int, cursor: str | None, as_json: bool
 ) -> None:
     """Jobs, oldest first, with their schedule, next fire time and last run."""
-    page, next_cursor = api.jobs(status, limit, cursor)
+    page, next_cursor = api.jobs(API_STATUS.get(status, status), limit, cursor)
     if as_json:
         _print_json(page)
     elif page:
