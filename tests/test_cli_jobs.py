@@ -1,6 +1,7 @@
 """``pingpay-scheduler jobs …`` and ``preview`` against a running service."""
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -96,6 +97,21 @@ def test_show_pause_resume_and_delete_by_a_short_id(cli, target_server):
     assert deleted[0] == 0 and f"Deleted job {job['id']}" in deleted[1]
     assert gone[0] == 3
     assert "not found" in gone[2]
+
+
+def test_pause_and_resume_say_when_it_fires_next(cli, target_server):
+    job = created(cli, "Nightly", target_server.url("/n"), "--cron", "30 2 * * *")
+
+    paused = cli("jobs", "pause", job["id"][:8])
+    listed = cli("jobs", "list")
+    resumed = cli("jobs", "resume", job["id"][:8])
+
+    assert paused[0] == 0
+    assert paused[1].endswith("(Nightly): no next fire time while paused\n")
+    assert re.search(rf"{job['id'][:8]} +Nightly +paused ", listed[1])
+    assert resumed[0] == 0
+    # As `show` prints it: on the job's clock, and how soon.
+    assert re.search(r"next fire time \d{4}-\d\d-\d\d 02:30:00 UTC, in ", resumed[1])
 
 
 def test_with_json_an_error_is_json_on_standard_output(cli, target_server):

@@ -395,8 +395,11 @@ def _print_job(job: Json, as_json: bool, verb: str) -> None:
     if as_json:
         _print_json(job)
         return
-    next_fire = job["next_run_at"] or "none"
-    out.print(f"{verb} job {job['id']} ({job['name']}): next fire time {next_fire}")
+    if job["status"] == "inactive":
+        when = "no next fire time while paused"
+    else:
+        when = f"next fire time {render.next_fire_text(job, utcnow())}"
+    out.print(f"{verb} job {job['id']} ({job['name']}): {when}")
 
 
 def _print_error(failure: click.ClickException) -> None:
