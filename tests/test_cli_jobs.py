@@ -17,10 +17,10 @@ def cli(live_service):
     """Run a command against the live service; answer (exit code, out, err)."""
     runner = CliRunner()
 
-    def run(*args: str, **env: str):
+    def run(*args: str, input: str | None = None, **env: str):
         # A wide terminal, so that no table wraps a value the test looks for.
         environment = {"PINGPAY_URL": live_service.url, "COLUMNS": "200"} | env
-        result = runner.invoke(main, list(args), env=environment)
+        result = runner.invoke(main, list(args), input=input, env=environment)
         return result.exit_code, result.stdout, result.stderr
 
     return run
@@ -112,6 +112,23 @@ def test_pause_and_resume_say_when_it_fires_next(cli, target_server):
     assert resumed[0] == 0
     # As `show` prints it: on the job's clock, and how soon.
     assert re.search(r"next fire time \d{4}-\d\d-\d\d 02:30:00 UTC, in ", resumed[1])
+
+
+def test_delete_asks_and_says_to_pass_yes_without_a_terminal(cli, target_server):
+    job = created(cli, "Kept", target_server.url("/"), "--every", "hour")
+
+    no_answer = cli("jobs", "delete", job["id"][:8])
+    as_json = cli("jobs", "delete", job["id"][:8], "--json")
+    declined = cli("jobs", "delete", job["id"][:8], input="n\n")
+    still_there = cli("jobs", "show", job["id"])
+    confirmed = cli("jobs", "delete", job["id"][:8], input="y\n")
+
+    assert no_answer[0] == 2 and "pass --yes" in no_answer[2]
+    assert "Aborted" not in no_answer[2]
+    assert json.loads(as_json[1])["exit_code"] == 2
+    assert declined[0] == 8 and "Not deleted." in declined[2]
+    assert still_there[0] == 0
+    assert confirmed[0] == 0 and f"Deleted job {job['id']}" in confirmed[1]
 
 
 def test_with_json_an_error_is_json_on_standard_output(cli, target_server):

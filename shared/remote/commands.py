@@ -44,6 +44,7 @@ EXIT_CODES = {
 }
 RUN_NOT_SUCCEEDED = 6
 STILL_RUNNING = 7
+NOT_CONFIRMED = 8
 INTERVALS = ("minute", "hour", "day", "week", "month", "year")
 
 #: Messages are not wrapped (a script may read them); tables fit the width.
@@ -220,10 +221,14 @@ def trigger(
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @_remote
 def delete(api: ApiClient, job: str, yes: bool, as_json: bool) -> None:
-    """Delete a job and its history."""
+    """Delete a job and its history (asks first, unless --yes).
+
+    Exits 8, deleting nothing, when the answer is no.
+    """
     job_id = api.job_id(job)
-    if not yes:
-        click.confirm(f"Delete job {job_id} and all its runs?", abort=True, err=True)
+    if not yes and not _confirmed(f"Delete job {job_id} and all its runs?"):
+        err.print("Not deleted.")
+        raise SystemExit(NOT_CONFIRMED)
     api.delete(job_id)
     if as_json:
         _print_json({"deleted": job_id})
@@ -389,6 +394,20 @@ def _wait_for(api: ApiClient, run: Json, timeout: float) -> Json:
                 f"attempt {run['attempt_count']}"
             )
     return run
+
+
+def _confirmed(question: str) -> bool:
+    """The answer to a yes/no question; a usage error when none can come.
+
+    Without a terminal (a script, a pipe that ends) the prompt reads the end
+    of its input: that is a missing --yes, not a refusal by the service.
+    """
+    try:
+        return click.confirm(question, err=True)
+    except click.Abort:
+        raise click.UsageError(
+            "no answer to the confirmation: pass --yes to delete without asking"
+        ) from None
 
 
 def _print_job(job: Json, as_json: bool, verb: str) -> None:
