@@ -13,11 +13,17 @@ import threading
 import time
 from typing import Any
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from shared.times import iso_z
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+#: Record attributes JSON lines leave out. Uvicorn adds ``color_message``,
+#: its message again with terminal colour codes, which a collector only
+#: shows as escape sequences.
+LEFT_OUT = [*RESERVED_ATTRS, "color_message"]
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
@@ -67,6 +73,7 @@ def formatter(fmt: str) -> logging.Formatter:
         return JsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"levelname": "level", "name": "logger"},
+            reserved_attrs=LEFT_OUT,
         )
     return logging.Formatter(TEXT_FORMAT)
 

@@ -168,13 +168,19 @@ def status_class(status_code: int | None) -> str:
 
 
 class _HeldRuns:
-    """Runs held in this process's dispatchers, counted at scrape time."""
+    """Runs held in this process's dispatchers, counted at scrape time.
+
+    A pause or a delete may happen in another process, so a held run is
+    only found cancelled or gone when its fire time comes and the worker
+    that takes it looks; until then it counts here.
+    """
 
     def collect(self) -> Iterator[Metric]:
         held = sum(dispatcher.held() for dispatcher in list(_dispatchers))
         yield GaugeMetricFamily(
             "pingpay_dispatcher_held_runs",
-            "Runs this process's dispatcher holds in memory until their fire time.",
+            "Runs this process's dispatcher holds in memory until their fire "
+            "time, including any cancelled or deleted since.",
             value=held,
         )
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.targets import Reply
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -51,12 +53,40 @@ def browser() -> Iterator:
         browser.close()
 
 
+PHONE = {"width": 390, "height": 844}
+
+#: How far the page, anything inside a panel, and the page past the dark
+#: header's end reach beyond the right edge of the screen.
+SPILL = """() => {
+  const width = document.documentElement.clientWidth;
+  const scrolled = document.documentElement.scrollWidth;
+  let panels = 0;
+  for (const panel of document.querySelectorAll('.panel')) {
+    const edge = panel.getBoundingClientRect().right;
+    for (const inner of panel.querySelectorAll('*')) {
+      panels = Math.max(panels, inner.getBoundingClientRect().right - edge);
+    }
+  }
+  return {
+    page: scrolled - width,
+    panels: Math.round(panels),
+    header: scrolled - document.querySelector('header.top').offsetWidth,
+  };
+}"""
+
+
 @pytest.fixture
-def page(browser, tmp_path):
+def viewport() -> dict:
+    """The page's size; a test sets it with ``parametrize`` to take another."""
+    return {"width": 1280, "height": 900}
+
+
+@pytest.fixture
+def page(browser, tmp_path, viewport):
     """A fresh page; ``page.shot(name)`` saves a full-page screenshot."""
     folder = Path(os.environ.get("PINGPAY_SCREENSHOT_DIR") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport=viewport)
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.shot = lambda name: page.screenshot(
@@ -98,7 +128,7 @@ def test_open_a_job_trigger_it_and_see_the_run_succeed(
     page.get_by_role("button", name="Trigger now").click()
     page.get_by_role("status").get_by_text("Triggered").wait_for()
 
-    run = page.locator("details[data-run-id]").first
+    run = page.locator("details.new[data-run-id]")
     assert "manual" in run.inner_text()
     target_server.wait_for(1, "/report")
     status = run.locator("summary .badge")
@@ -138,6 +168,31 @@ def test_delete_asks_first_then_removes_the_job(page, live_service, target_serve
 
     page.get_by_role("status").get_by_text("Deleted").wait_for()
     assert page.locator(f"tr[data-job-id='{job['id']}']").count() == 0
+
+
+@pytest.mark.parametrize("viewport", [PHONE], ids=["phone"])
+def test_on_a_phone_nothing_is_wider_than_the_screen(page, live_service, target_server):
+    target_server.reply("/busy", Reply(503, body=b"busy " * 40))
+    job = create_job(
+        live_service,
+        target_server.url("/busy"),
+        "Invoice reminders for overdue accounts",
+        retry={"max_attempts": 2, "backoff_seconds": 0},
+    )
+    create_job(live_service, target_server.url("/"), "Another job")
+    requests.post(f"{live_service.url}/jobs/{job['id']}/trigger", timeout=10)
+    target_server.wait_for(2, "/busy")
+
+    page.goto(f"{live_service.url}/ui")
+    assert page.evaluate(SPILL) == {"page": 0, "panels": 0, "header": 0}
+    page.shot("4-phone-jobs")
+    page.goto(f"{live_service.url}/ui/jobs/{job['id']}")
+    run = page.locator("details[data-run-id]:has(.badge.failed)")
+    _reload_until(page, lambda: run.count() == 1)
+    run.locator("summary").click()
+    run.locator(".attempts tbody tr").nth(1).wait_for()
+    assert page.evaluate(SPILL) == {"page": 0, "panels": 0, "header": 0}
+    page.shot("5-phone-job")
 
 
 def _reload_until(page, check, attempts: int = 40) -> None:

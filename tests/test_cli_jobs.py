@@ -1,6 +1,7 @@
 """``pingpay-scheduler jobs …`` and ``preview`` against a running service."""
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -16,10 +17,10 @@ def cli(live_service):
     """Run a command against the live service; answer (exit code, out, err)."""
     runner = CliRunner()
 
-    def run(*args: str, **env: str):
+    def run(*args: str, input: str | None = None, **env: str):
         # A wide terminal, so that no table wraps a value the test looks for.
         environment = {"PINGPAY_URL": live_service.url, "COLUMNS": "200"} | env
-        result = runner.invoke(main, list(args), env=environment)
+        result = runner.invoke(main, list(args), input=input, env=environment)
         return result.exit_code, result.stdout, result.stderr
 
     return run
@@ -79,7 +80,8 @@ def test_show_pause_resume_and_delete_by_a_short_id(cli, target_server):
 
     shown = cli("jobs", "show", short)
     paused = cli("jobs", "pause", short, "--json")
-    listed_paused = cli("jobs", "list", "--status", "inactive", "--json")
+    listed_paused = cli("jobs", "list", "--status", "paused", "--json")
+    listed_inactive = cli("jobs", "list", "--status", "inactive", "--json")
     resumed = cli("jobs", "resume", short, "--json")
     deleted = cli("jobs", "delete", short, "--yes")
     gone = cli("jobs", "show", job["id"])
@@ -90,10 +92,73 @@ def test_show_pause_resume_and_delete_by_a_short_id(cli, target_server):
     assert "Authorization" in shown[1] and "hush-hush" not in shown[1]
     assert json.loads(paused[1])["status"] == "inactive"
     assert [j["id"] for j in json.loads(listed_paused[1])] == [job["id"]]
+    assert json.loads(listed_inactive[1]) == json.loads(listed_paused[1])
     assert json.loads(resumed[1])["status"] == "active"
     assert deleted[0] == 0 and f"Deleted job {job['id']}" in deleted[1]
     assert gone[0] == 3
     assert "not found" in gone[2]
+
+
+def test_pause_and_resume_say_when_it_fires_next(cli, target_server):
+    job = created(cli, "Nightly", target_server.url("/n"), "--cron", "30 2 * * *")
+
+    paused = cli("jobs", "pause", job["id"][:8])
+    listed = cli("jobs", "list")
+    resumed = cli("jobs", "resume", job["id"][:8])
+
+    assert paused[0] == 0
+    assert paused[1].endswith("(Nightly): no next fire time while paused\n")
+    assert re.search(rf"{job['id'][:8]} +Nightly +paused ", listed[1])
+    assert resumed[0] == 0
+    # As `show` prints it: on the job's clock, and how soon.
+    assert re.search(r"next fire time \d{4}-\d\d-\d\d 02:30:00 UTC, in ", resumed[1])
+
+
+def test_delete_asks_and_says_to_pass_yes_without_a_terminal(cli, target_server):
+    job = created(cli, "Kept", target_server.url("/"), "--every", "hour")
+
+    no_answer = cli("jobs", "delete", job["id"][:8])
+    as_json = cli("jobs", "delete", job["id"][:8], "--json")
+    declined = cli("jobs", "delete", job["id"][:8], input="n\n")
+    still_there = cli("jobs", "show", job["id"])
+    confirmed = cli("jobs", "delete", job["id"][:8], input="y\n")
+
+    assert no_answer[0] == 2 and "pass --yes" in no_answer[2]
+    assert "Aborted" not in no_answer[2]
+    assert json.loads(as_json[1])["exit_code"] == 2
+    assert declined[0] == 8 and "Not deleted." in declined[2]
+    assert still_there[0] == 0
+    assert confirmed[0] == 0 and f"Deleted job {job['id']}" in confirmed[1]
+
+
+def test_with_json_an_error_is_json_on_standard_output(cli, target_server):
+    unknown = "0" * 8 + "-0000-4000-8000-" + "0" * 12
+    missing = cli("jobs", "show", unknown, "--json")
+    refused = cli(
+        "jobs",
+        "create",
+        "x",
+        target_server.url("/"),
+        "--cron",
+        "*/90 * * * *",
+        "--json",
+    )
+    no_service = cli("jobs", "list", "--json", "--url", "http://127.0.0.1:9")
+    usage = cli("jobs", "create", "x", target_server.url("/"), "--json")
+
+    assert missing[0] == 3
+    assert json.loads(missing[1]) == {
+        "error": missing[2].removeprefix("Error: ").strip(),
+        "status": 404,
+        "exit_code": 3,
+    }
+    assert refused[0] == 1
+    assert json.loads(refused[1])["status"] == 422
+    assert "cron_expression" in json.loads(refused[1])["error"]
+    assert no_service[0] == 5
+    assert json.loads(no_service[1])["status"] is None
+    assert usage[0] == 2
+    assert json.loads(usage[1])["exit_code"] == 2
 
 
 def test_trigger_and_wait_exits_by_the_runs_outcome(cli, target_server):
@@ -181,3 +246,6 @@ def test_preview_describes_and_lists_fire_times():
     assert [t[11:] for t in answer["fire_times"]] == ["00:00:00Z", "00:00:00Z"]
     assert invalid.exit_code == 1
     assert "cron_expression" in invalid.stderr
+    invalid_json = runner.invoke(main, ["preview", "0 0 31 2 *", "--json"])
+    assert invalid_json.exit_code == 1
+    assert "cron_expression" in json.loads(invalid_json.stdout)["error"]

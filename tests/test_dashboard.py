@@ -45,6 +45,17 @@ def test_the_list_shows_each_job_and_filters_by_status(client, target_server):
     assert client.get("/ui?status=sleeping").status_code == 422
 
 
+def test_auto_refresh_stays_on_across_tabs_and_the_icon_is_inline(client):
+    refreshing = client.get("/ui?status=active&refresh=5").text
+    still = client.get("/ui").text
+
+    assert 'href="/ui?refresh=5"' in refreshing
+    assert 'href="/ui?status=inactive&amp;refresh=5"' in refreshing
+    assert 'href="/ui?status=failed"' in still
+    assert still.count("refresh=5") == 1  # the Auto-refresh link only
+    assert '<link rel="icon" href="data:image/svg+xml,' in still
+
+
 def test_a_job_page_shows_runs_attempts_and_hides_header_values(
     client, worker, target_server
 ):
@@ -87,6 +98,29 @@ def test_buttons_act_then_show_the_job(client, target_server):
     assert client.get(f"/jobs/{job['id']}").status_code == 404
     assert client.get(page).status_code == 404
     assert client.post(f"{page}/pause").status_code == 404
+
+
+def test_a_triggered_run_is_marked_below_a_later_scheduled_run(client, target_server):
+    # Every minute: the tick has already planned the next fire time, which
+    # sorts above the run a trigger makes now.
+    job = make_job(
+        client,
+        target_server.url("/"),
+        schedule_type="recurring",
+        interval="minute",
+        interval_value=1,
+        cron_expression=None,
+    )
+
+    page = client.post(f"/ui/jobs/{job['id']}/trigger")
+
+    new_run = page.url.params["new_run"]
+    runs = re.findall(r'<details data-run-id="([^"]+)"( class="new")?', page.text)
+    assert (new_run, ' class="new"') in runs
+    assert [run for run, mark in runs if mark] == [new_run]
+    assert runs[0][0] != new_run
+    assert "at the top" not in page.text
+    assert "marked new" in page.text
 
 
 def test_resuming_a_schedule_with_no_future_says_why(client, runtime, target_server):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from shared.remote import commands
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,6 +17,17 @@ def test_every_setting_is_in_the_readme_table():
     readme = (ROOT / "README.md").read_text()
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, re.MULTILINE))
     assert documented >= SETTINGS, SETTINGS - documented
+
+
+def test_every_exit_code_of_the_command_line_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    documented = {int(code) for code in re.findall(r"^\| (\d) \|", readme, re.M)}
+    codes = set(commands.EXIT_CODES.values()) | {
+        commands.RUN_NOT_SUCCEEDED,
+        commands.STILL_RUNNING,
+        commands.NOT_CONFIRMED,
+    }
+    assert documented >= codes | {0}, codes - documented
 
 
 def test_env_example_names_only_real_settings():

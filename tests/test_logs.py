@@ -127,3 +127,23 @@ def test_a_queue_error_repeated_many_times_is_logged_once_a_minute():
 
     assert passed.count(True) == 1
     assert all(gate.filter(ours) for _ in range(3))
+
+
+def test_json_lines_leave_out_uvicorns_coloured_copy_of_the_message():
+    # Uvicorn logs like this: the message twice, once with colour codes.
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        "Started server process [%d]",
+        (4711,),
+        None,
+    )
+    record.color_message = "Started server process [\x1b[36m%d\x1b[0m]"
+
+    line = json.loads(formatter("json").format(record))
+
+    assert line["message"] == "Started server process [4711]"
+    assert "color_message" not in line
+    assert "\x1b" not in json.dumps(line)

@@ -133,6 +133,8 @@ def test_ticks_are_timed_with_the_runs_they_create(client, runtime, target_serve
     assert grew("pingpay_tick_duration_seconds_count", scope="all") == 1
     assert grew("pingpay_tick_runs_created_sum", scope="all") == 0
     assert value(after, "pingpay_dispatcher_held_runs") >= 1
+    # Runs leave memory at their fire time only, cancelled or not.
+    assert "including any cancelled or deleted since" in after
 
 
 def test_recovered_runs_are_counted():

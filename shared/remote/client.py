@@ -36,7 +36,14 @@ class ClientSettings(BaseSettings):
 
 
 class ApiError(Exception):
-    """The service did not do what was asked; the message says why."""
+    """The service did not do what was asked; the message says why.
+
+    ``status`` is the HTTP status the service answered with, if it answered.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Refused(ApiError):
@@ -206,14 +213,17 @@ def _error_of(response: requests.Response) -> ApiError:
     status = response.status_code
     detail = _detail(response)
     if status == 404:
-        return Missing(detail)
+        return Missing(detail, status)
     if status in (401, 403):
         return Denied(
-            f"{detail} (HTTP {status}): give a key with --key or PINGPAY_API_KEY"
+            f"{detail} (HTTP {status}): give a key with --key or PINGPAY_API_KEY",
+            status,
         )
     if status >= 500:
-        return Unreachable(f"the service cannot answer now (HTTP {status}): {detail}")
-    return Refused(detail)
+        return Unreachable(
+            f"the service cannot answer now (HTTP {status}): {detail}", status
+        )
+    return Refused(detail, status)
 
 
 def _detail(response: requests.Response) -> str:

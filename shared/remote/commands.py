@@ -44,6 +44,7 @@ EXIT_CODES = {
 }
 RUN_NOT_SUCCEEDED = 6
 STILL_RUNNING = 7
+NOT_CONFIRMED = 8
 INTERVALS = ("minute", "hour", "day", "week", "month", "year")
 
 #: Messages are not wrapped (a script may read them); tables fit the width.
@@ -57,16 +58,28 @@ class CommandFailed(click.ClickException):
     def __init__(self, error: ApiError) -> None:
         super().__init__(str(error))
         self.exit_code = EXIT_CODES[type(error)]
+        self.status = error.status
 
 
 class _Jobs(click.Group):
-    """Turns every API error of every subcommand into its exit code."""
+    """Turns every API error of every subcommand into its exit code.
+
+    With ``--json``, a failure (a usage error too) is also a JSON object on
+    standard output, so a script that parses the output always gets JSON.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
+        # The subcommand's arguments, read before the group hands them on.
+        as_json = "--json" in ctx.args
         try:
             return super().invoke(ctx)
         except ApiError as error:
-            raise CommandFailed(error) from None
+            failure: click.ClickException = CommandFailed(error)
+        except click.ClickException as error:
+            failure = error
+        if as_json:
+            _print_error(failure)
+        raise failure from None
 
 
 def _remote(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,11 +101,16 @@ def jobs() -> None:
     """Manage the jobs of a running service (ids may be shortened)."""
 
 
+#: The tables say ``paused`` where the API says ``inactive``; the filter
+#: takes either.
+API_STATUS = {"paused": "inactive"}
+
+
 @jobs.command(name="list")
 @click.option(
     "--status",
-    type=click.Choice(["active", "inactive", "failed", "completed"]),
-    help="Only jobs in this status (inactive: paused).",
+    type=click.Choice(["active", "paused", "failed", "completed", "inactive"]),
+    help="Only jobs in this status (inactive is the API's word for paused).",
 )
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--cursor", help="Start after this position (printed when more follow).")
@@ -101,7 +119,7 @@ def list_jobs(
     api: ApiClient, status: str | None, limit: int, cursor: str | None, as_json: bool
 ) -> None:
     """Jobs, oldest first, with their schedule, next fire time and last run."""
-    page, next_cursor = api.jobs(status, limit, cursor)
+    page, next_cursor = api.jobs(API_STATUS.get(status, status), limit, cursor)
     if as_json:
         _print_json(page)
     elif page:
@@ -203,10 +221,14 @@ def trigger(
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @_remote
 def delete(api: ApiClient, job: str, yes: bool, as_json: bool) -> None:
-    """Delete a job and its history."""
+    """Delete a job and its history (asks first, unless --yes).
+
+    Exits 8, deleting nothing, when the answer is no.
+    """
     job_id = api.job_id(job)
-    if not yes:
-        click.confirm(f"Delete job {job_id} and all its runs?", abort=True, err=True)
+    if not yes and not _confirmed(f"Delete job {job_id} and all its runs?"):
+        err.print("Not deleted.")
+        raise SystemExit(NOT_CONFIRMED)
     api.delete(job_id)
     if as_json:
         _print_json({"deleted": job_id})
@@ -257,7 +279,10 @@ def preview(expression: str, tz: str, count: int, as_json: bool) -> None:
     try:
         fire_times = preview_fire_times(fields, None, count, utcnow())
     except (InvalidFields, ScheduleError) as error:
-        raise click.ClickException(str(error)) from None
+        failure = click.ClickException(str(error))
+        if as_json:
+            _print_error(failure)
+        raise failure from None
     description = describe_cron(expression)
     if as_json:
         times = [when.isoformat().replace("+00:00", "Z") for when in fire_times]
@@ -371,12 +396,37 @@ def _wait_for(api: ApiClient, run: Json, timeout: float) -> Json:
     return run
 
 
+def _confirmed(question: str) -> bool:
+    """The answer to a yes/no question; a usage error when none can come.
+
+    Without a terminal (a script, a pipe that ends) the prompt reads the end
+    of its input: that is a missing --yes, not a refusal by the service.
+    """
+    try:
+        return click.confirm(question, err=True)
+    except click.Abort:
+        raise click.UsageError(
+            "no answer to the confirmation: pass --yes to delete without asking"
+        ) from None
+
+
 def _print_job(job: Json, as_json: bool, verb: str) -> None:
     if as_json:
         _print_json(job)
         return
-    next_fire = job["next_run_at"] or "none"
-    out.print(f"{verb} job {job['id']} ({job['name']}): next fire time {next_fire}")
+    if job["status"] == "inactive":
+        when = "no next fire time while paused"
+    else:
+        when = f"next fire time {render.next_fire_text(job, utcnow())}"
+    out.print(f"{verb} job {job['id']} ({job['name']}): {when}")
+
+
+def _print_error(failure: click.ClickException) -> None:
+    """A failure as JSON: its message, the service's HTTP status (if it
+    answered) and the exit code that follows."""
+    status = getattr(failure, "status", None)
+    error = {"error": failure.message, "status": status}
+    _print_json(error | {"exit_code": failure.exit_code})
 
 
 def _print_json(value: Any) -> None:

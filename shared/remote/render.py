@@ -185,6 +185,11 @@ def next_fire(job: Json, now: datetime) -> datetime | None:
     return unplanned - max(0, math.ceil((unplanned - now) / step) - 1) * step
 
 
+def next_fire_text(job: Json, now: datetime) -> str:
+    """When the job fires next on its clock, and how soon: as ``show`` says it."""
+    return _next_fire(job, now, exact=True)
+
+
 def _next_fire(job: Json, now: datetime, exact: bool = False) -> str:
     """How soon the job fires next; with ``exact``, also when on its clock."""
     when = next_fire(job, now)

@@ -16,6 +16,7 @@ keeps other sites from posting the dashboard's forms with it.
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -47,7 +48,8 @@ Refresh = Annotated[int, Query(ge=0, le=3600)]
 NOTICES = {
     "paused": "Paused: nothing fires until you resume it.",
     "resumed": "Resumed: it fires again from its next fire time.",
-    "triggered": "Triggered: the new run is at the top of the list below.",
+    # Runs due later than now (planned within the look-ahead) sort above it.
+    "triggered": "Triggered: its new run, due now, is marked new in the runs below.",
     "deleted": "Deleted, with its history.",
     "no-future": "This schedule has no fire time after now: give the job a new "
     "schedule (PATCH /jobs/{id}) before resuming it.",
@@ -93,8 +95,12 @@ def job_page(
     cursor: str | None = None,
     refresh: Refresh = 0,
     notice: str | None = None,
+    new_run: str | None = None,
 ) -> Response:
-    """One job: its definition, next fire times, runs and their attempts."""
+    """One job: its definition, next fire times, runs and their attempts.
+
+    ``new_run`` names the run a Trigger just made, which the page marks.
+    """
     store, now = jobs.runtime_of(request).store, utcnow()
     job = store.jobs.get(job_id) if is_id(job_id) else None
     if job is None:
@@ -107,6 +113,7 @@ def job_page(
         "attempts": store.runs.attempts_of([run["id"] for run in runs]),
         "next_cursor": next_cursor,
         "fire_times": _next_fire_times(job, now),
+        "new_run": new_run,
         "chart": day_chart(store.runs.hourly_statuses(day_start(now), job_id), now),
     }
     return _page(request, "job.html", context, refresh, notice)
@@ -116,15 +123,18 @@ def job_page(
 def act(job_id: str, action: Action, request: Request) -> Response:
     """Run a button's action, then show the job (or the list, once deleted)."""
     run_action, notice = _ACTIONS[action]
+    page = request.url_for("job_page", job_id=job_id)
     try:
-        run_action(job_id, request)
+        answer = run_action(job_id, request)
     except NotFound:
         return _missing(request, job_id)
     except Conflict:
-        notice = "no-future"
+        return _redirect(page, "no-future")
     if action == "delete":
         return _redirect(request.url_for("job_list"), notice)
-    return _redirect(request.url_for("job_page", job_id=job_id), notice)
+    if action == "trigger":
+        return _redirect(page, notice, new_run=answer["id"])
+    return _redirect(page, notice)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -205,9 +215,10 @@ def _missing(request: Request, job_id: str) -> Response:
     return _page(request, "missing.html", {"job_id": job_id}, 0, None, 404)
 
 
-def _redirect(url: Any, notice: str) -> RedirectResponse:
+def _redirect(url: Any, notice: str, **params: str) -> RedirectResponse:
     """A redirect by path: behind a proxy, the host the app sees is not the user's."""
-    return RedirectResponse(f"{url.path}?notice={notice}", status_code=303)
+    query = urlencode({"notice": notice} | params)
+    return RedirectResponse(f"{url.path}?{query}", status_code=303)
 
 
 # Filters the templates use.
@@ -228,6 +239,13 @@ def _lateness(run: dict[str, Any]) -> float | None:
     return (started - run["scheduled_for"]) / timedelta(milliseconds=1)
 
 
+def _query(**params: Any) -> str:
+    """``?name=value&…`` of the parameters given a value, or nothing at all."""
+    given = {name: value for name, value in params.items() if value}
+    return f"?{urlencode(given)}" if given else ""
+
+
+templates.env.globals["query"] = _query
 templates.env.filters |= {
     "ago": relative,
     "local": local_time,
