@@ -94,7 +94,7 @@ def admission(
     manual = run["trigger"] == "manual"
     if job["status"] != "active" and not (manual and run["attempts"] == 0):
         return "cancelled"
-    if run["attempts"] == 0 and run["scheduled_for"] > now + EARLY_TOLERANCE:
+    if starts_at(run) > now + EARLY_TOLERANCE:
         return "early"
     if _misfired(conn, job, run, now, grace):
         return "missed"
@@ -108,6 +108,19 @@ def admission(
     if limit is not None and running >= limit:
         return "wait"
     return "run"
+
+
+def starts_at(run: Run) -> datetime:
+    """When a run's next attempt may start: its fire time, or, between
+    attempts, the time its retry was put off to.
+
+    A run may be on the queue twice (a restarted process took over the runs
+    it found waiting, or the sweep queued one again); the copy that comes
+    while the run waits for its retry must not make that retry early.
+    """
+    if run["status"] == "retrying" and run["next_attempt_at"] is not None:
+        return run["next_attempt_at"]
+    return run["scheduled_for"]
 
 
 def _misfired(

@@ -48,12 +48,13 @@ class Claim:
     """What a worker may do with a run it took from the queue.
 
     ``decision`` is ``run`` (an attempt may start: ``run`` and ``job`` are
-    set), ``early`` (its fire time has not come: a queue handed it over
-    ahead of time), ``wait`` (the job is at its concurrency limit), ``busy``
-    (the whole service is at its limit), ``skipped`` (the job's overlap
-    policy dropped it), ``missed`` (it started too late and
-    the misfire policy dropped it), ``cancelled`` (the job was stopped) or
-    ``gone`` (nothing left to do: unknown, finished or held elsewhere).
+    set), ``early`` (its fire time, or its retry's, has not come: a queue
+    handed it over ahead of time, or twice), ``wait`` (the job is at its
+    concurrency limit), ``busy`` (the whole service is at its limit),
+    ``skipped`` (the job's overlap policy dropped it), ``missed`` (it
+    started too late and the misfire policy dropped it), ``cancelled`` (the
+    job was stopped) or ``gone`` (nothing left to do: unknown, finished or
+    held elsewhere).
     """
 
     decision: str
