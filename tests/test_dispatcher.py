@@ -1,12 +1,19 @@
 """The dispatcher queues each run at its own fire time, in fire-time order."""
 
 import threading
+import time
+import uuid
 from datetime import timedelta
 
+from sqlalchemy import insert
+
+from shared.definitions import new_job
 from shared.dispatcher import Dispatcher
 from shared.store.runs import DueRun
+from shared.store.tables import runs
 from shared.times import utcnow
 from tests.helpers import wait_for
+from tests.test_tick import EVERY_MINUTE
 
 
 class RecordingQueue:
@@ -60,3 +67,42 @@ def test_runs_already_due_go_out_at_once_and_stop_leaves_the_rest(runtime):
 
     assert [run_id for run_id, _ in queue.pushed] == ["late"]
     assert dispatcher.held() == 1
+
+
+def test_a_dispatcher_takes_over_the_pending_runs_a_stopped_one_held(runtime):
+    job = new_job(EVERY_MINUTE, utcnow())
+    runtime.store.jobs.insert(job)
+    now = utcnow()
+    soon = add_pending(runtime, job, now + timedelta(seconds=1))
+    overdue = add_pending(runtime, job, now - timedelta(seconds=3))
+    add_pending(runtime, job, now + timedelta(minutes=5))  # beyond the look-ahead
+    queue = RecordingQueue()
+    dispatcher = Dispatcher(queue, runtime.store.runs, timedelta(seconds=90))
+
+    dispatcher.start()
+    dispatcher.hold([DueRun(soon.id, soon.due)])  # a tick offers it again
+    wait_for(lambda: len(queue.pushed) == 2, timeout=5)
+    time.sleep(0.3)
+    dispatcher.stop()
+
+    assert [run_id for run_id, _ in queue.pushed] == [overdue.id, soon.id]
+    assert (queue.pushed[1][1] - soon.due).total_seconds() >= 0
+    assert dispatcher.held() == 0
+    assert runtime.store.runs.get(soon.id)["status"] == "queued"
+
+
+def add_pending(runtime, job, fire_time) -> DueRun:
+    run_id = str(uuid.uuid4())
+    with runtime.store.engine.begin() as conn:
+        conn.execute(
+            insert(runs).values(
+                id=run_id,
+                job_id=job["id"],
+                scheduled_for=fire_time,
+                trigger="schedule",
+                status="pending",
+                attempts=0,
+                created_at=utcnow(),
+            )
+        )
+    return DueRun(run_id, fire_time)

@@ -167,6 +167,21 @@ class RunStore:
                     .values(status="queued", queued_at=now)
                 )
 
+    def pending_before(self, horizon: datetime, limit: int = 10_000) -> list[DueRun]:
+        """Runs waiting ``pending`` for a fire time before ``horizon``.
+
+        The latest first: when there are more than ``limit`` (a queue down
+        for long), the overdue ones left out are the sweep's.
+        """
+        query = (
+            select(runs.c.id, runs.c.scheduled_for)
+            .where(runs.c.status == "pending", runs.c.scheduled_for < horizon)
+            .order_by(runs.c.scheduled_for.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [DueRun(row.id, row.scheduled_for) for row in conn.execute(query)]
+
     def recover_stale(
         self, now: datetime, pending_cutoff: datetime, queued_cutoff: datetime
     ) -> list[DueRun]:
