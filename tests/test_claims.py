@@ -195,7 +195,7 @@ def test_the_sweep_leaves_runs_queued_ahead_of_their_fire_time(runtime):
         )
     now = utcnow()
 
-    lost = runtime.store.runs.recover_stale(now, now, now)
+    lost = runtime.store.runs.recover_stale(now, now, now, now)
 
     assert lost == []
 
