@@ -10,9 +10,9 @@ gives them to Huey with their fire time as the ETA instead
 Either way a run stays ``pending`` in the database until the queue has it,
 so a dispatcher that dies, or a queue that is down, delays runs and loses
 none: the tick's sweep queues them again. A process that stops cleanly (a
-restart, a deploy) leaves the runs it held ``pending`` too, and the
-:class:`Dispatcher` of the process that starts next takes them over before
-their fire time.
+restart, a deploy) leaves the runs it held ``pending`` (or ``retrying``)
+too, and the :class:`Dispatcher` of the process that starts next takes them
+over before their time.
 """
 
 import heapq
@@ -61,9 +61,9 @@ class EtaDispatcher:
 class Dispatcher:
     """Holds runs in memory and queues each at its fire time, from one thread.
 
-    With a ``lookahead``, on start it takes over the runs waiting
-    ``pending`` for a fire time within it: the tick that planned them may
-    have been another process's, one that has stopped since.
+    With a ``lookahead``, on start it takes over the runs waiting for a
+    fire time or a retry within it: the tick or the attempt that left them
+    waiting may have been another process's, one that has stopped since.
     """
 
     def __init__(
@@ -110,29 +110,29 @@ class Dispatcher:
         self._thread.start()
 
     def _take_over(self) -> None:
-        """Hold the runs waiting ``pending`` for a fire time within the look-ahead.
+        """Hold the runs waiting for a fire time or a retry within the look-ahead.
 
-        A process that stopped left the runs it held ``pending``, and their
-        jobs' ``next_run_at`` is already past them: no tick plans them again,
-        and the sweep would find them only once overdue, maybe too late for
-        their job's misfire policy. Some may be held by a live process as
-        well (during a rolling deploy, every other worker): that costs a
-        second queue message, no second delivery, since ``RunStore.claim``
-        locks the run and takes it only while it waits, so the second copy
-        finds it running or finished (``gone``), or waiting for its retry
-        (``early``, held until then). Taken over before its fire time, a run
-        goes out on time: the misfire check counts lateness from the fire
-        time, not from when a process took the run.
+        A process that stopped left the runs it held ``pending`` (their jobs'
+        ``next_run_at`` already past them: no tick plans them again) or
+        ``retrying``, and the sweep would find them only once overdue, maybe
+        too late for their job's misfire policy. Some may be held by a live
+        process as well (during a rolling deploy, every other worker): that
+        costs a second queue message, no second delivery, since
+        ``RunStore.claim`` locks the run and takes it only while it waits, so
+        the second copy finds it running or finished (``gone``), or waiting
+        for its retry (``early``, held until then). Taken over before its
+        fire time, a run goes out on time: the misfire check counts lateness
+        from the fire time, not from when a process took the run.
         """
         if self.lookahead is None:
             return
         try:
-            due = self.runs.pending_before(utcnow() + self.lookahead)
+            due = self.runs.waiting_before(utcnow() + self.lookahead)
         except Exception as error:
-            log.warning("could not look for pending runs to take over: %s", error)
+            log.warning("could not look for waiting runs to take over: %s", error)
             return
         if due:
-            log.info("took over %d pending runs due within the look-ahead", len(due))
+            log.info("took over %d runs due within the look-ahead", len(due))
         self.hold(due)
 
     def stop(self) -> None:

@@ -69,29 +69,34 @@ def test_runs_already_due_go_out_at_once_and_stop_leaves_the_rest(runtime):
     assert dispatcher.held() == 1
 
 
-def test_a_dispatcher_takes_over_the_pending_runs_a_stopped_one_held(runtime):
+def test_a_dispatcher_takes_over_the_runs_a_stopped_one_held(runtime):
     job = new_job(EVERY_MINUTE, utcnow())
     runtime.store.jobs.insert(job)
     now = utcnow()
-    soon = add_pending(runtime, job, now + timedelta(seconds=1))
-    overdue = add_pending(runtime, job, now - timedelta(seconds=3))
-    add_pending(runtime, job, now + timedelta(minutes=5))  # beyond the look-ahead
+    soon = add_waiting(runtime, job, now + timedelta(seconds=1))
+    overdue = add_waiting(runtime, job, now - timedelta(seconds=3))
+    retry = add_waiting(
+        runtime, job, now - timedelta(minutes=1), now + timedelta(seconds=1.5)
+    )
+    add_waiting(runtime, job, now + timedelta(minutes=5))  # beyond the look-ahead
     queue = RecordingQueue()
     dispatcher = Dispatcher(queue, runtime.store.runs, timedelta(seconds=90))
 
     dispatcher.start()
-    dispatcher.hold([DueRun(soon.id, soon.due)])  # a tick offers it again
-    wait_for(lambda: len(queue.pushed) == 2, timeout=5)
+    dispatcher.hold([soon])  # a tick offers it again
+    wait_for(lambda: len(queue.pushed) == 3, timeout=5)
     time.sleep(0.3)
     dispatcher.stop()
 
-    assert [run_id for run_id, _ in queue.pushed] == [overdue.id, soon.id]
-    assert (queue.pushed[1][1] - soon.due).total_seconds() >= 0
+    assert [run_id for run_id, _ in queue.pushed] == [overdue.id, soon.id, retry.id]
+    for run, (_, at) in zip([overdue, soon, retry], queue.pushed, strict=True):
+        assert at >= run.due
     assert dispatcher.held() == 0
     assert runtime.store.runs.get(soon.id)["status"] == "queued"
 
 
-def add_pending(runtime, job, fire_time) -> DueRun:
+def add_waiting(runtime, job, fire_time, retry_at=None) -> DueRun:
+    """A pending run, or with ``retry_at`` one waiting for its second attempt."""
     run_id = str(uuid.uuid4())
     with runtime.store.engine.begin() as conn:
         conn.execute(
@@ -100,9 +105,10 @@ def add_pending(runtime, job, fire_time) -> DueRun:
                 job_id=job["id"],
                 scheduled_for=fire_time,
                 trigger="schedule",
-                status="pending",
-                attempts=0,
+                status="retrying" if retry_at else "pending",
+                next_attempt_at=retry_at,
+                attempts=1 if retry_at else 0,
                 created_at=utcnow(),
             )
         )
-    return DueRun(run_id, fire_time)
+    return DueRun(run_id, retry_at or fire_time)

@@ -167,20 +167,34 @@ class RunStore:
                     .values(status="queued", queued_at=now)
                 )
 
-    def pending_before(self, horizon: datetime, limit: int = 10_000) -> list[DueRun]:
-        """Runs waiting ``pending`` for a fire time before ``horizon``.
+    def waiting_before(self, horizon: datetime, limit: int = 10_000) -> list[DueRun]:
+        """Runs waiting for a time before ``horizon``: their fire time
+        (``pending``) or their next attempt (``retrying``), due then.
 
-        The latest first: when there are more than ``limit`` (a queue down
-        for long), the overdue ones left out are the sweep's.
+        The latest fire times first: when there are more than ``limit`` (a
+        queue down for long), the overdue ones left out are the sweep's.
         """
+        waiting = or_(
+            and_(runs.c.status == "pending", runs.c.scheduled_for < horizon),
+            and_(runs.c.status == "retrying", runs.c.next_attempt_at < horizon),
+        )
         query = (
-            select(runs.c.id, runs.c.scheduled_for)
-            .where(runs.c.status == "pending", runs.c.scheduled_for < horizon)
+            select(runs.c.id, runs.c.status, runs.c.scheduled_for)
+            .add_columns(runs.c.next_attempt_at)
+            .where(waiting)
             .order_by(runs.c.scheduled_for.desc())
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [DueRun(row.id, row.scheduled_for) for row in conn.execute(query)]
+            return [
+                DueRun(
+                    row.id,
+                    row.next_attempt_at
+                    if row.status == "retrying"
+                    else row.scheduled_for,
+                )
+                for row in conn.execute(query)
+            ]
 
     def recover_stale(
         self,
