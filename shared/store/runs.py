@@ -179,22 +179,15 @@ class RunStore:
             and_(runs.c.status == "retrying", runs.c.next_attempt_at < horizon),
         )
         query = (
-            select(runs.c.id, runs.c.status, runs.c.scheduled_for)
-            .add_columns(runs.c.next_attempt_at)
+            select(
+                runs.c.id, runs.c.status, runs.c.scheduled_for, runs.c.next_attempt_at
+            )
             .where(waiting)
             .order_by(runs.c.scheduled_for.desc())
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [
-                DueRun(
-                    row.id,
-                    row.next_attempt_at
-                    if row.status == "retrying"
-                    else row.scheduled_for,
-                )
-                for row in conn.execute(query)
-            ]
+            return [DueRun(row.id, _waits_for(row)) for row in conn.execute(query)]
 
     def recover_stale(
         self,
@@ -507,6 +500,11 @@ def _insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> list:
         where=(runs.c.status == "cancelled") & (runs.c.attempts == 0),
     ).returning(runs.c.id, runs.c.scheduled_for, runs.c.status)
     return list(conn.execute(statement, rows))
+
+
+def _waits_for(row) -> datetime:
+    """When a waiting run is due: its retry's time, else its fire time."""
+    return row.next_attempt_at if row.status == "retrying" else row.scheduled_for
 
 
 def _record_lost_attempts(conn: Connection, lost: list, now: datetime) -> None:
