@@ -9,14 +9,17 @@ gives them to Huey with their fire time as the ETA instead
 
 Either way a run stays ``pending`` in the database until the queue has it,
 so a dispatcher that dies, or a queue that is down, delays runs and loses
-none: the tick's sweep queues them again.
+none: the tick's sweep queues them again. A process that stops cleanly (a
+restart, a deploy) leaves the runs it held ``pending`` (or ``retrying``)
+too, and the :class:`Dispatcher` of the process that starts next takes them
+over before their time.
 """
 
 import heapq
 import logging
 import threading
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared import metrics
 from shared.queue import Queue
@@ -56,14 +59,23 @@ class EtaDispatcher:
 
 
 class Dispatcher:
-    """Holds runs in memory and queues each at its fire time, from one thread."""
+    """Holds runs in memory and queues each at its fire time, from one thread.
 
-    def __init__(self, queue: Queue, runs: RunStore) -> None:
+    With a ``lookahead``, on start it takes over the runs waiting for a
+    fire time or a retry within it: the tick or the attempt that left them
+    waiting may have been another process's, one that has stopped since.
+    """
+
+    def __init__(
+        self, queue: Queue, runs: RunStore, lookahead: timedelta | None = None
+    ) -> None:
         self.queue = queue
         self.runs = runs
+        self.lookahead = lookahead
         # Ordered by fire time: (due, run id) pairs, never DueRun itself,
         # whose tuple order would compare run ids first.
         self._heap: list[tuple[datetime, str]] = []
+        self._held_ids: set[str] = set()
         self._wakeup = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -72,11 +84,15 @@ class Dispatcher:
     def hold(self, due: Iterable[DueRun]) -> int:
         """Take runs to queue at their ``due`` time (at once if past).
 
-        Answers 0: none is on the queue yet when this returns.
+        A run already held keeps its time: the take-over on start and the
+        sweep may offer runs this dispatcher holds, which must not go to the
+        queue twice. Answers 0: none is on the queue yet when this returns.
         """
         with self._wakeup:
             for run in due:
-                heapq.heappush(self._heap, (run.due, run.id))
+                if run.id not in self._held_ids:
+                    self._held_ids.add(run.id)
+                    heapq.heappush(self._heap, (run.due, run.id))
             self._wakeup.notify()
         return 0
 
@@ -86,14 +102,45 @@ class Dispatcher:
             return len(self._heap)
 
     def start(self) -> None:
+        self._take_over()
         self._stopping = False
         self._thread = threading.Thread(
             target=self._loop, name="pingpay-dispatcher", daemon=True
         )
         self._thread.start()
 
+    def _take_over(self) -> None:
+        """Hold the runs waiting for a fire time or a retry within the look-ahead.
+
+        A process that stopped left the runs it held ``pending`` (their jobs'
+        ``next_run_at`` already past them: no tick plans them again) or
+        ``retrying``, and the sweep would find them only once overdue, maybe
+        too late for their job's misfire policy. Some may be held by a live
+        process as well (during a rolling deploy, every other worker): that
+        costs a second queue message, no second delivery, since
+        ``RunStore.claim`` locks the run and takes it only while it waits, so
+        the second copy finds it running or finished (``gone``), or waiting
+        for its retry (``early``, held until then). Taken over before its
+        fire time, a run goes out on time: the misfire check counts lateness
+        from the fire time, not from when a process took the run.
+        """
+        if self.lookahead is None:
+            return
+        try:
+            due = self.runs.waiting_before(utcnow() + self.lookahead)
+        except Exception as error:
+            log.warning("could not look for waiting runs to take over: %s", error)
+            return
+        if due:
+            log.info("took over %d runs due within the look-ahead", len(due))
+        self.hold(due)
+
     def stop(self) -> None:
-        """Stop the thread; runs still held stay pending for the sweep."""
+        """Stop the thread; runs still held stay pending in the database.
+
+        The next process to start takes them over; if none does, the sweep
+        queues them once they are overdue.
+        """
         with self._wakeup:
             self._stopping = True
             self._wakeup.notify()
@@ -121,6 +168,7 @@ class Dispatcher:
             due = []
             while self._heap and self._heap[0][0] <= now:
                 due.append(heapq.heappop(self._heap)[1])
+            self._held_ids.difference_update(due)
             return due
 
     def _seconds_to_next(self) -> float | None:

@@ -18,6 +18,7 @@ from shared import metrics, signing
 from shared.delivery import AttemptResult, OutgoingRequest
 from shared.logs import run_fields
 from shared.retry import Decision, RetryPolicy, decide
+from shared.store import claims
 from shared.store.jobs import Job
 from shared.store.retrying import persistently
 from shared.store.runs import AttemptRecord, Claim, DueRun, Run
@@ -46,8 +47,8 @@ def execute_run(runtime: "Runtime", run_id: str) -> None:
     """Make the next attempt of a run, if it is still wanted."""
     claim = _claim_when_free(runtime, run_id)
     if claim.decision == "early":
-        runtime.dispatcher.hold([DueRun(run_id, claim.run["scheduled_for"])])
-        log.debug("run %s came before its fire time; held until then", run_id)
+        runtime.dispatcher.hold([DueRun(run_id, claims.starts_at(claim.run))])
+        log.debug("run %s came before its time; held until then", run_id)
     elif claim.decision in ("wait", "busy"):
         runtime.dispatcher.hold([DueRun(run_id, utcnow() + CONCURRENCY_WAIT)])
         log.debug(

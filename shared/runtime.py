@@ -2,6 +2,7 @@
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Literal
 
@@ -49,14 +50,13 @@ def build_runtime(settings: Settings, dispatch: DispatchMode = "thread") -> Runt
         settings.max_deliveries_in_flight,
     )
     queue = Queue(create_huey(settings))
-    dispatcher_class = Dispatcher if dispatch == "thread" else EtaDispatcher
     sender = Sender(
         max_excerpt_bytes=settings.max_excerpt_bytes,
         pool_size=settings.worker_concurrency,
         targets=TargetRule.from_settings(settings),
     )
     runtime = Runtime(
-        settings, store, queue, dispatcher_class(queue, store.runs), sender
+        settings, store, queue, _dispatcher(dispatch, settings, queue, store), sender
     )
     queue.register(partial(execute_run, runtime))
     log.info(
@@ -66,3 +66,12 @@ def build_runtime(settings: Settings, dispatch: DispatchMode = "thread") -> Runt
         dispatch,
     )
     return runtime
+
+
+def _dispatcher(
+    dispatch: DispatchMode, settings: Settings, queue: Queue, store: Store
+) -> Dispatcher | EtaDispatcher:
+    if dispatch == "eta":
+        return EtaDispatcher(queue, store.runs)
+    lookahead = timedelta(seconds=settings.lookahead_seconds)
+    return Dispatcher(queue, store.runs, lookahead)

@@ -98,7 +98,8 @@ class Settings(BaseSettings):
     stale_after_seconds: float = Field(
         120,
         gt=0,
-        description="A run left pending or queued this long past due is re-queued.",
+        description="A run whose retry is this long overdue, or that was queued "
+        "five times this long ago, is re-queued (a pending run: 5 s past due).",
     )
     lease_margin_seconds: float = Field(
         30, ge=0, description="Added to a job's timeout to make a worker's lease."

@@ -28,6 +28,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pingpay.tick")
 
+#: A live dispatcher queues a run at its fire time and marks it ``queued``
+#: within milliseconds, so a run still ``pending`` this long after its fire
+#: time is held by no live process (the one holding it died) or the queue
+#: refused it: every tick's sweep queues it. Runs held by live processes are
+#: never pending this long, so the sweep does not queue them a second time.
+OVERDUE = timedelta(seconds=5)
+
 
 @dataclass
 class TickSummary:
@@ -129,7 +136,9 @@ def _plan_due_jobs(
 def _sweep(runtime: "Runtime", now: datetime, summary: TickSummary) -> None:
     settings = runtime.settings
     stale = timedelta(seconds=settings.stale_after_seconds)
-    lost = runtime.store.runs.recover_stale(now, now - stale, now - 5 * stale)
+    lost = runtime.store.runs.recover_stale(
+        now, now - OVERDUE, now - stale, now - 5 * stale
+    )
     summary.runs_recovered = len(lost)
     if lost:
         log.warning("re-queuing %d runs a worker or the queue lost", len(lost))

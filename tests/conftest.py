@@ -188,12 +188,15 @@ FAST_RECOVERY = {
 
 @pytest.fixture
 def workers(tmp_path):
-    """Start worker processes; every one is stopped after the test."""
+    """Start worker processes; every one is stopped after the test.
+
+    They recover fast (``FAST_RECOVERY``) unless ``env`` says otherwise.
+    """
     started: list[WorkerProcess] = []
 
     def start(env: dict[str, str]) -> WorkerProcess:
         log = tmp_path / f"worker-{len(started)}.log"
-        worker = WorkerProcess(env | FAST_RECOVERY, log)
+        worker = WorkerProcess(FAST_RECOVERY | env, log)
         started.append(worker)
         return worker
 

@@ -167,6 +167,24 @@ def test_a_run_handed_over_before_its_fire_time_is_held_back(runtime):
     assert runtime.store.runs.get(ahead)["attempts"] == 0
 
 
+def test_a_second_copy_of_a_run_waiting_for_its_retry_is_held_back(runtime):
+    # A run queued twice: the first copy's attempt failed fast and put the
+    # retry off; the second copy must not make that retry early.
+    job = add_job(runtime)
+    run_id = add_run(runtime, job, 1)
+    first = runtime.store.runs.claim(run_id, utcnow(), LEASE)
+    record = AttemptRecord(1, utcnow(), 5.0, 503, "retry", None, "", False)
+    retry_at = utcnow() + timedelta(seconds=30)
+    runtime.store.runs.finish_attempt(first.run, record, "retrying", retry_at, utcnow())
+
+    second = runtime.store.runs.claim(run_id, utcnow(), LEASE)
+    on_time = runtime.store.runs.claim(run_id, retry_at, LEASE)
+
+    assert second.decision == "early"
+    assert on_time.decision == "run"
+    assert on_time.run["attempts"] == 2
+
+
 def test_the_sweep_leaves_runs_queued_ahead_of_their_fire_time(runtime):
     job = add_job(runtime)
     ahead = add_run(runtime, job, -60)
@@ -178,7 +196,7 @@ def test_the_sweep_leaves_runs_queued_ahead_of_their_fire_time(runtime):
         )
     now = utcnow()
 
-    lost = runtime.store.runs.recover_stale(now, now, now)
+    lost = runtime.store.runs.recover_stale(now, now, now, now)
 
     assert lost == []
 

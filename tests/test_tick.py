@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from shared.definitions import new_job
 from shared.runtime import build_runtime
 from shared.store.tables import runs
-from shared.tick import tick
+from shared.tick import OVERDUE, tick
 from shared.times import utcnow
 from tests.helpers import servers_only
 
@@ -133,4 +133,25 @@ def test_sweep_requeues_runs_whose_dispatcher_died(backend):
     assert summary.runs_recovered == 1
     assert runtime.store.runs.get(lost.id)["status"] == "queued"
     assert runtime.queue.depth() == 1
+    runtime.close()
+
+
+def test_sweep_queues_runs_pending_past_their_fire_time_but_not_those_on_time(
+    backend,
+):
+    # A dead worker's runs wait pending; a live dispatcher's are queued at
+    # their fire time. The sweep takes the overdue ones in seconds, not only
+    # once STALE_AFTER_SECONDS late, and leaves the ones just due.
+    runtime = build_runtime(backend.settings(), dispatch="eta")
+    now = utcnow()
+    job = new_job(EVERY_MINUTE, now) | {"status": "inactive"}
+    runtime.store.jobs.insert(job)
+    overdue = runtime.store.runs.add_manual(job["id"], now - 2 * OVERDUE)
+    just_due = runtime.store.runs.add_manual(job["id"], now - OVERDUE / 2)
+
+    summary = tick(runtime, now=now)
+
+    assert summary.runs_recovered == 1
+    assert runtime.store.runs.get(overdue.id)["status"] == "queued"
+    assert runtime.store.runs.get(just_due.id)["status"] == "pending"
     runtime.close()

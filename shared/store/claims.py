@@ -30,12 +30,13 @@ class Claim:
     """What a worker may do with a run it took from the queue.
 
     ``decision`` is ``run`` (an attempt may start: ``run`` and ``job`` are
-    set), ``early`` (its fire time has not come: a queue handed it over
-    ahead of time), ``wait`` (the job is at its concurrency limit), ``busy``
-    (the whole service is at its limit), ``skipped`` (the job's overlap
-    policy dropped it), ``missed`` (it started too late and
-    the misfire policy dropped it), ``cancelled`` (the job was stopped) or
-    ``gone`` (nothing left to do: unknown, finished or held elsewhere).
+    set), ``early`` (its fire time, or its retry's, has not come: a queue
+    handed it over ahead of time, or twice), ``wait`` (the job is at its
+    concurrency limit), ``busy`` (the whole service is at its limit),
+    ``skipped`` (the job's overlap policy dropped it), ``missed`` (it
+    started too late and the misfire policy dropped it), ``cancelled`` (the
+    job was stopped) or ``gone`` (nothing left to do: unknown, finished or
+    held elsewhere).
     """
 
     decision: str
@@ -213,7 +214,7 @@ def admission(
     manual = run["trigger"] == "manual"
     if job["status"] != "active" and not (manual and run["attempts"] == 0):
         return "cancelled"
-    if run["attempts"] == 0 and run["scheduled_for"] > now + EARLY_TOLERANCE:
+    if starts_at(run) > now + EARLY_TOLERANCE:
         return "early"
     if _misfired(conn, job, run, now, grace):
         return "missed"
@@ -228,6 +229,19 @@ def admission(
     if limit is not None and running >= limit:
         return "wait"
     return "run"
+
+
+def starts_at(run: Run) -> datetime:
+    """When a run's next attempt may start: its fire time, or, between
+    attempts, the time its retry was put off to.
+
+    A run may be on the queue twice (a restarted process took over the runs
+    it found waiting, or the sweep queued one again); the copy that comes
+    while the run waits for its retry must not make that retry early.
+    """
+    if run["status"] == "retrying" and run["next_attempt_at"] is not None:
+        return run["next_attempt_at"]
+    return run["scheduled_for"]
 
 
 def _misfired(

@@ -156,33 +156,73 @@ class RunStore:
                     .values(status="queued", queued_at=now)
                 )
 
+    def waiting_before(self, horizon: datetime, limit: int = 10_000) -> list[DueRun]:
+        """Runs waiting for a time before ``horizon``: their fire time
+        (``pending``) or their next attempt (``retrying``), due then.
+
+        The latest fire times first: when there are more than ``limit`` (a
+        queue down for long), the overdue ones left out are the sweep's.
+        """
+        waiting = or_(
+            and_(runs.c.status == "pending", runs.c.scheduled_for < horizon),
+            and_(runs.c.status == "retrying", runs.c.next_attempt_at < horizon),
+        )
+        query = (
+            select(
+                runs.c.id, runs.c.status, runs.c.scheduled_for, runs.c.next_attempt_at
+            )
+            .where(waiting)
+            .order_by(runs.c.scheduled_for.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [DueRun(row.id, _waits_for(row)) for row in conn.execute(query)]
+
     def recover_stale(
-        self, now: datetime, pending_cutoff: datetime, queued_cutoff: datetime
+        self,
+        now: datetime,
+        overdue_cutoff: datetime,
+        stale_cutoff: datetime,
+        queued_cutoff: datetime,
     ) -> list[DueRun]:
         """Runs the queue or a worker lost, made ready to be queued again.
 
-        A run still ``pending`` past the cutoff lost its dispatcher; one
-        ``queued`` long ago may have been dropped by the queue; one
-        ``retrying`` past its next attempt lost its timer; one ``running``
-        whose lease expired lost its worker mid-attempt, which is recorded as
-        a ``lost`` attempt (the target may or may not have received it).
-        Each goes back to ``pending`` until the queue takes it again, so a
-        queue still down leaves it to the next sweep. Queuing a run twice is
-        safe: only one worker can claim it.
+        A run still ``pending`` for a fire time before ``overdue_cutoff`` is
+        held by no live dispatcher (which would have queued it at its fire
+        time): its process stopped or died, or the queue refused it. One
+        ``queued`` before ``queued_cutoff`` for a fire time before
+        ``stale_cutoff`` may have been dropped by the queue; one ``retrying``
+        whose next attempt was due before ``stale_cutoff`` lost its timer (a
+        retry stays ``retrying`` while it waits on the queue, hence the
+        longer cutoff); one ``running`` whose lease expired lost its worker
+        mid-attempt, which is recorded as a ``lost`` attempt (the target may
+        or may not have received it). Each goes back to ``pending`` until
+        the queue takes it again, so a queue still down leaves it to the
+        next sweep. Queuing a run twice is safe: only one worker can claim
+        it.
         """
         lost = or_(
-            and_(runs.c.status == "pending", runs.c.scheduled_for < pending_cutoff),
+            and_(runs.c.status == "pending", runs.c.scheduled_for < overdue_cutoff),
             and_(
                 runs.c.status == "queued",
                 runs.c.queued_at < queued_cutoff,
-                runs.c.scheduled_for < pending_cutoff,
+                runs.c.scheduled_for < stale_cutoff,
             ),
-            and_(runs.c.status == "retrying", runs.c.next_attempt_at < pending_cutoff),
+            and_(runs.c.status == "retrying", runs.c.next_attempt_at < stale_cutoff),
             and_(runs.c.status == "running", runs.c.lease_expires_at < now),
         )
-        query = select(runs.c.id, runs.c.status, runs.c.attempts, runs.c.started_at)
+        # Locked until the runs are pending again, skipping runs another
+        # sweep or a worker's claim has locked: a run claimed between this
+        # read and the update below would otherwise be set back to pending
+        # and sent twice. Only run rows are locked, and none is waited for.
+        query = (
+            select(runs.c.id, runs.c.status, runs.c.attempts, runs.c.started_at)
+            .where(lost)
+            .limit(10_000)
+            .with_for_update(skip_locked=True)
+        )
         with self.engine.begin() as conn:
-            found = conn.execute(query.where(lost).limit(10_000)).all()
+            found = conn.execute(query).all()
             _record_lost_attempts(
                 conn, [r for r in found if r.status == "running"], now
             )
@@ -434,6 +474,11 @@ def _insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> list:
         where=(runs.c.status == "cancelled") & (runs.c.attempts == 0),
     ).returning(runs.c.id, runs.c.scheduled_for, runs.c.status)
     return list(conn.execute(statement, rows))
+
+
+def _waits_for(row) -> datetime:
+    """When a waiting run is due: its retry's time, else its fire time."""
+    return row.next_attempt_at if row.status == "retrying" else row.scheduled_for
 
 
 def _record_lost_attempts(conn: Connection, lost: list, now: datetime) -> None:
