@@ -28,6 +28,9 @@ from shared.times import utcnow
 
 log = logging.getLogger("pingpay.dispatcher")
 
+#: The longest the dispatcher sleeps before it reads the wall clock again.
+MAX_SLEEP = 1.0
+
 
 class EtaDispatcher:
     """Queues each run at once, with its fire time as the queue's ETA."""
@@ -172,9 +175,16 @@ class Dispatcher:
             return due
 
     def _seconds_to_next(self) -> float | None:
+        """Seconds to sleep before looking at the earliest run again.
+
+        Fire times are wall-clock times, but a sleep runs on the monotonic
+        clock: when the wall clock is stepped forward (a time sync), a long
+        sleep would wake late by the step. Waking at least once a second
+        bounds that lateness to a second.
+        """
         if not self._heap:
             return None
-        return (self._heap[0][0] - utcnow()).total_seconds()
+        return min((self._heap[0][0] - utcnow()).total_seconds(), MAX_SLEEP)
 
     def _send(self, run_ids: list[str]) -> None:
         try:

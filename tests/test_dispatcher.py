@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import insert
 
 from shared.definitions import new_job
-from shared.dispatcher import Dispatcher
+from shared.dispatcher import MAX_SLEEP, Dispatcher
 from shared.store.runs import DueRun
 from shared.store.tables import runs
 from shared.times import utcnow
@@ -112,3 +112,13 @@ def add_waiting(runtime, job, fire_time, retry_at=None) -> DueRun:
             )
         )
     return DueRun(run_id, retry_at or fire_time)
+
+
+def test_a_far_run_does_not_put_the_dispatcher_to_sleep_for_long(runtime):
+    # The wall clock may be stepped forward while the dispatcher sleeps; it
+    # must look at the clock again soon, not at the far fire time only.
+    dispatcher = Dispatcher(RecordingQueue(), runtime.store.runs)
+
+    dispatcher.hold([DueRun("far", utcnow() + timedelta(hours=1))])
+
+    assert dispatcher._seconds_to_next() <= MAX_SLEEP
