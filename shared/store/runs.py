@@ -146,13 +146,23 @@ class RunStore:
         return DueRun(row["id"], now)
 
     def mark_queued(self, run_ids: list[str], now: datetime) -> None:
-        """Record that the queue now holds these runs."""
+        """Record that the queue now holds these runs.
+
+        A run that a worker has locked is being claimed already, and is
+        left as it is: waiting for it could close a circle of waits with a
+        worker that holds it and wants a run this statement holds.
+        """
         with self.engine.begin() as conn:
             for start in range(0, len(run_ids), 500):
                 chunk = run_ids[start : start + 500]
+                unclaimed = (
+                    select(runs.c.id)
+                    .where(runs.c.id.in_(chunk), runs.c.status == "pending")
+                    .with_for_update(skip_locked=True)
+                )
                 conn.execute(
                     update(runs)
-                    .where(runs.c.id.in_(chunk), runs.c.status == "pending")
+                    .where(runs.c.id.in_(unclaimed))
                     .values(status="queued", queued_at=now)
                 )
 
