@@ -25,6 +25,12 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shared.web.auth import hashed_key, new_key  # noqa: E402
+
+#: The key the events carry; the function's settings hold only its hash.
+API_KEY = new_key()
 EVENT = ROOT / "tests" / "events" / "http_api_v2.json"
 
 CHILD = """
@@ -34,10 +40,12 @@ from functions.api.handler import handler
 imported = time.perf_counter()
 template = json.loads(sys.argv[1])
 calls = int(sys.argv[2])
+authorization = "Bearer " + sys.argv[3]
 
 def event(path):
     event = json.loads(json.dumps(template))
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event.setdefault("headers", {})["authorization"] = authorization
     return event
 
 def timed(path):
@@ -71,6 +79,7 @@ def main() -> None:
 
 def _environment(code: Path | None, data_dir: str) -> dict[str, str]:
     env = dict(os.environ, DATA_DIR=data_dir, LOG_LEVEL="WARNING")
+    env["API_KEYS"] = hashed_key(API_KEY)
     path = [str(code.resolve())] if code else []
     env["PYTHONPATH"] = os.pathsep.join(path + [str(ROOT)])
     return env
@@ -86,7 +95,7 @@ def _run(command: list[str], env: dict[str, str], cwd: str) -> str:
 
 
 def _round(args: argparse.Namespace, env: dict[str, str], cwd: str) -> dict:
-    command = [args.python, "-c", CHILD, EVENT.read_text(), str(args.calls)]
+    command = [args.python, "-c", CHILD, EVENT.read_text(), str(args.calls), API_KEY]
     return json.loads(_run(command, env, cwd).splitlines()[-1])
 
 
