@@ -64,8 +64,13 @@ def plan_runs(
     cutoff = now - grace
     missed = [t for t in fire_times if t < cutoff]
     on_time = fire_times[len(missed) :]
-    still_behind = following is not None and following < cutoff
-    runs = _missed_runs(missed, job["misfire_policy"], max_catch_up, still_behind)
+    # A fire time after the missed ones that is due already (in this step,
+    # or in the next when the gap is planned in steps) goes out anyway: it
+    # is the catch-up, and no missed one goes out just before it.
+    later_due = (bool(on_time) and on_time[0] <= now) or (
+        following is not None and following <= now
+    )
+    runs = _missed_runs(missed, job["misfire_policy"], max_catch_up, later_due)
     runs += [PlannedRun(t, "pending", "schedule") for t in on_time]
     sends = any(run.status == "pending" for run in runs)
     return Plan(runs, following, completed=following is None and not sends)
@@ -86,17 +91,17 @@ def _fire_times(
 
 
 def _missed_runs(
-    missed: list[datetime], policy: str, max_catch_up: int, still_behind: bool
+    missed: list[datetime], policy: str, max_catch_up: int, hold_back: bool
 ) -> list[PlannedRun]:
     """Apply the misfire policy to fire times that were missed.
 
-    ``run_once`` sends the latest missed fire time only, and only once the
-    planning has reached the end of the gap (``still_behind`` false), so a
-    gap planned in several steps still yields one catch-up run.
+    ``run_once`` sends the latest missed fire time only, and not when
+    ``hold_back`` says a later fire time is due already and will go out
+    instead (which also keeps a gap planned in several steps to one run).
     """
     if policy == "run_all":
         send = set(missed[-max_catch_up:])
-    elif policy == "run_once" and missed and not still_behind:
+    elif policy == "run_once" and missed and not hold_back:
         send = {missed[-1]}
     else:
         send = set()

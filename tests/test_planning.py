@@ -86,11 +86,9 @@ def test_a_long_gap_planned_in_steps_still_sends_one_catch_up():
         job["next_run_at"] = plan.next_run_at
     assert len(written) == 2 * 24 * 60
     sent = [(r.scheduled_for, r.trigger) for r in written if r.status == "pending"]
-    # 23:59 is the latest fire time past the grace; 00:00 is within it.
-    assert sent == [
-        (now - timedelta(seconds=90), "catch_up"),
-        (now - timedelta(seconds=30), "schedule"),
-    ]
+    # 00:00, within the grace, goes out; 23:59 and every earlier fire time
+    # are recorded as missed rather than sent just before it.
+    assert sent == [(now - timedelta(seconds=30), "schedule")]
 
 
 def test_a_one_time_job_completes_its_schedule():
@@ -108,3 +106,15 @@ def test_a_one_time_job_completes_its_schedule():
     too_late = plan_runs(job, at(5), at(5, 1), GRACE, 100)
     assert statuses(too_late) == [(at(3), "missed", "schedule")]
     assert too_late.completed
+
+
+def test_run_once_sends_no_catch_up_before_a_fire_time_that_goes_out_now():
+    # Down from 01:40 to 04:00:30: 02:00 and 03:00 are missed, and 04:00,
+    # only 30 s late, goes out now; sending 03:00 too would make two runs
+    # back to back.
+    plan = plan_runs(hourly(at(2)), at(4, 0, 30), at(4, 2), GRACE, 100)
+    assert statuses(plan) == [
+        (at(2), "missed", "schedule"),
+        (at(3), "missed", "schedule"),
+        (at(4), "pending", "schedule"),
+    ]
