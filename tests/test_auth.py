@@ -277,22 +277,23 @@ def test_without_keys_on_loopback_other_hosts_and_origins_are_refused(backend):
     ) as local:
         ok = local.get("/jobs")
         rebound = local.get("/jobs", headers={"Host": "attacker.test:3000"})
-        cross_site = local.post(
-            "/schedules/preview",
-            json={"schedule_type": "cron", "cron_expression": "* * * * *"},
-            headers={"Origin": "http://evil.example"},
-        )
-        same_machine = local.post(
-            "/schedules/preview",
-            json={"schedule_type": "cron", "cron_expression": "* * * * *"},
-            headers={"Origin": "http://localhost:3000"},
-        )
+        cross_site = preview_from(local, "http://evil.example")
+        same_machine = preview_from(local, "http://localhost:3000")
     runtime.close()
 
     assert ok.status_code == 200
     assert rebound.status_code == 403
     assert cross_site.status_code == 403
     assert same_machine.status_code == 200
+
+
+def preview_from(client: TestClient, origin: str):
+    """A change posted as a page at ``origin`` would post it."""
+    return client.post(
+        "/schedules/preview",
+        json={"schedule_type": "cron", "cron_expression": "* * * * *"},
+        headers={"Origin": origin},
+    )
 
 
 @pytest.mark.parametrize(
@@ -305,16 +306,8 @@ def test_without_keys_any_loopback_address_is_this_machine(backend, address):
         create_app(runtime, local_only=True), base_url=f"http://{address}"
     ) as local:
         read = local.get("/jobs")
-        same_machine = local.post(
-            "/schedules/preview",
-            json={"schedule_type": "cron", "cron_expression": "* * * * *"},
-            headers={"Origin": f"http://{address}"},
-        )
-        cross_site = local.post(
-            "/schedules/preview",
-            json={"schedule_type": "cron", "cron_expression": "* * * * *"},
-            headers={"Origin": "http://127.0.0.2.evil.example"},
-        )
+        same_machine = preview_from(local, f"http://{address}")
+        cross_site = preview_from(local, "http://127.0.0.2.evil.example")
     runtime.close()
 
     assert read.status_code == 200
