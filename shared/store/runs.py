@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from shared.planning import Plan
 from shared.store import claims, slots
@@ -472,8 +473,11 @@ def _insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> list:
     """
     if not rows:
         return []
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(runs)
+    if conn.dialect.name == "postgresql":
+        statement = postgresql.insert(runs).from_select(_NEW_RUN, _as_arrays(rows))
+        rows = None
+    else:
+        statement = sqlite.insert(runs)
     planned_again = {
         name: statement.excluded[name]
         for name in ("trigger", "status", "finished_at", "created_at")
@@ -484,6 +488,33 @@ def _insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> list:
         where=(runs.c.status == "cancelled") & (runs.c.attempts == 0),
     ).returning(runs.c.id, runs.c.scheduled_for, runs.c.status)
     return list(conn.execute(statement, rows))
+
+
+#: The columns a new run is written with.
+_NEW_RUN = (
+    "id",
+    "job_id",
+    "scheduled_for",
+    "trigger",
+    "status",
+    "attempts",
+    "finished_at",
+    "created_at",
+)
+
+
+def _as_arrays(rows: list[dict[str, Any]]):
+    """The rows as one array per column, unnested back into rows (PostgreSQL).
+
+    A tick writes thousands of runs at once. As one VALUES list that is
+    thousands of placeholders, which the driver rewrites for every
+    statement and took most of a large tick's time; as arrays it is eight.
+    """
+    columns = []
+    for name in _NEW_RUN:
+        values = bindparam(None, [row[name] for row in rows], ARRAY(runs.c[name].type))
+        columns.append(func.unnest(cast(values, ARRAY(runs.c[name].type))))
+    return select(*columns)
 
 
 def _waits_for(row) -> datetime:
