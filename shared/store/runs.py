@@ -113,12 +113,7 @@ class RunStore:
             created = _insert_runs(conn, new_runs)
             if advances:
                 conn.execute(_ADVANCE_JOB, advances)
-        pending = [
-            DueRun(row.id, row.scheduled_for)
-            for row in created
-            if row.status == "pending"
-        ]
-        return len(claimed), pending
+        return len(claimed), _pending(created)
 
     def insert_planned(
         self, job: Job, plan: Plan, now: datetime
@@ -134,10 +129,7 @@ class RunStore:
         with self.engine.begin() as conn:
             conn.execute(insert(jobs).values(**job))
             created = _insert_runs(conn, new_runs)
-        pending = [
-            DueRun(r.id, r.scheduled_for) for r in created if r.status == "pending"
-        ]
-        return job, pending
+        return job, _pending(created)
 
     def add_manual(self, job_id: str, now: datetime) -> DueRun:
         """A run outside the schedule, due now."""
@@ -474,10 +466,11 @@ def _insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> list:
     if not rows:
         return []
     if conn.dialect.name == "postgresql":
-        statement = postgresql.insert(runs).from_select(_NEW_RUN, _as_arrays(rows))
-        rows = None
+        names = list(rows[0])
+        statement = postgresql.insert(runs).from_select(names, _as_arrays(rows, names))
+        params = None
     else:
-        statement = sqlite.insert(runs)
+        statement, params = sqlite.insert(runs), rows
     planned_again = {
         name: statement.excluded[name]
         for name in ("trigger", "status", "finished_at", "created_at")
@@ -487,33 +480,27 @@ def _insert_runs(conn: Connection, rows: list[dict[str, Any]]) -> list:
         set_=planned_again,
         where=(runs.c.status == "cancelled") & (runs.c.attempts == 0),
     ).returning(runs.c.id, runs.c.scheduled_for, runs.c.status)
-    return list(conn.execute(statement, rows))
+    return list(conn.execute(statement, params))
 
 
-#: The columns a new run is written with.
-_NEW_RUN = (
-    "id",
-    "job_id",
-    "scheduled_for",
-    "trigger",
-    "status",
-    "attempts",
-    "finished_at",
-    "created_at",
-)
+def _pending(created: list) -> list[DueRun]:
+    """The runs just written that wait for their fire time."""
+    return [DueRun(r.id, r.scheduled_for) for r in created if r.status == "pending"]
 
 
-def _as_arrays(rows: list[dict[str, Any]]):
+def _as_arrays(rows: list[dict[str, Any]], names: list[str]):
     """The rows as one array per column, unnested back into rows (PostgreSQL).
 
     A tick writes thousands of runs at once. As one VALUES list that is
     thousands of placeholders, which the driver rewrites for every
-    statement and took most of a large tick's time; as arrays it is eight.
+    statement and took most of a large tick's time; as arrays it is one a
+    column.
     """
     columns = []
-    for name in _NEW_RUN:
-        values = bindparam(None, [row[name] for row in rows], ARRAY(runs.c[name].type))
-        columns.append(func.unnest(cast(values, ARRAY(runs.c[name].type))))
+    for name in names:
+        array = ARRAY(runs.c[name].type)
+        values = bindparam(None, [row[name] for row in rows], array)
+        columns.append(func.unnest(cast(values, array)))
     return select(*columns)
 
 
